@@ -1,0 +1,52 @@
+"""Every exception geventq raises."""
+
+from __future__ import annotations
+
+
+class GeventqError(Exception):
+    """Base class of geventq's own errors."""
+
+
+class ConfigError(GeventqError):
+    """A settings file or command-line option is wrong."""
+
+
+class NoSuchJobError(GeventqError):
+    """The job does not exist in Redis (never enqueued, deleted or expired)."""
+
+
+class DuplicateJobError(GeventqError):
+    """A job with this id is already queued, deferred, scheduled or running."""
+
+
+class InvalidJobOperation(GeventqError):
+    """The operation does not fit the job's current status."""
+
+
+class DeserializationError(GeventqError):
+    """A job's stored data cannot be turned back into Python objects."""
+
+
+class JobFailed(GeventqError):
+    """Raised by ``Job.wait()`` when the job failed; carries its ``exc_info``."""
+
+    def __init__(self, job_id: str, exc_info: str | None):
+        super().__init__(f"job {job_id} failed:\n{exc_info or '(no traceback recorded)'}")
+        self.job_id = job_id
+        self.exc_info = exc_info
+
+
+class JobTimeoutException(BaseException):
+    """A job ran past its timeout.
+
+    A ``BaseException`` on purpose: a job's own ``except Exception:`` must not
+    swallow its timeout. The worker turns it into a job failure.
+    """
+
+
+class StopRequested(BaseException):
+    """Raised inside a job's greenlet by ``geventq stop JOB_ID``."""
+
+
+class ShutdownRequested(BaseException):
+    """Raised inside a job's greenlet by a cold shutdown; the job is requeued."""

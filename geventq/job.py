@@ -1,0 +1,480 @@
+"""A job: one call of a function, stored as one Redis hash.
+
+This module never imports the queue or the registries: state transitions that
+touch queues live in :mod:`geventq.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import redis
+
+from . import scripts
+from .callables import describe_callable, resolve_callable
+from .connection import resolve_connection
+from .context import reset_current_job, set_current_job
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_PREFIX
+from .exceptions import DeserializationError, InvalidJobOperation, JobFailed, NoSuchJobError
+from .keys import REGISTRY_NAMES, Keys
+from .serializers import Serializer, resolve_serializer
+from .utils import as_str, now, to_datetime
+
+
+class JobStatus(str, Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    SCHEDULED = "scheduled"
+    CANCELED = "canceled"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_STATUSES = frozenset({"finished", "failed", "stopped", "canceled"})
+
+
+class Dependency:
+    """Several dependencies at once, optionally satisfied by failed jobs too."""
+
+    def __init__(self, jobs: Any, allow_failure: bool = False):
+        jobs = jobs if isinstance(jobs, (list, tuple)) else [jobs]
+        if not jobs:
+            raise ValueError("Dependency(jobs=...) needs at least one job or job id")
+        self.jobs = list(jobs)
+        self.allow_failure = bool(allow_failure)
+
+
+def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
+    """Normalise ``depends_on`` to (job ids, allow_failure)."""
+    if depends_on is None:
+        return [], False
+    allow_failure = False
+    if isinstance(depends_on, Dependency):
+        allow_failure = depends_on.allow_failure
+        items = depends_on.jobs
+    elif isinstance(depends_on, (list, tuple)):
+        items = list(depends_on)
+    else:
+        items = [depends_on]
+    ids = []
+    for item in items:
+        if isinstance(item, Job):
+            ids.append(item.id)
+        elif isinstance(item, str) and item:
+            ids.append(item)
+        else:
+            raise ValueError(f"depends_on takes Jobs or job ids, got {item!r}")
+    return ids, allow_failure
+
+
+class Job:
+    """A job: its function, arguments, options, status and result."""
+
+    def __init__(self, id: str | None = None, connection: redis.Redis | None = None,
+                 serializer: Any = None, prefix: str | None = None, keys: Keys | None = None):
+        self.id = id or uuid.uuid4().hex
+        self.connection = resolve_connection(connection)
+        self.serializer: Serializer = resolve_serializer(serializer)
+        self.keys = resolve_keys(keys, prefix)
+        self.key = self.keys.job(self.id)
+        self.func_name: str | None = None
+        self._instance: Any = None
+        self._args: tuple | list = ()
+        self._kwargs: dict = {}
+        self._data: bytes | None = None  # serialized (instance, args, kwargs), loaded lazily
+        self._description: str | None = None
+        self.origin: str | None = None
+        self._status: str | None = None
+        self.created_at: datetime | None = None
+        self.enqueued_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.timeout: int | None = None
+        self.result_ttl: int | None = None
+        self.failure_ttl: int | None = None
+        self.ttl: int | None = None
+        self.meta: dict = {}
+        self.exc_info: str | None = None
+        self.worker_name: str | None = None
+        self.dependency_ids: list[str] = []
+        self.allow_dependency_failure = False
+        self.at_front = False
+        self._result: Any = None
+        self._raw_result: bytes | None = None
+        self.extra: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, func={self.func_name!r}, status={self._status!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- building ----------------------------------------------------------
+    @classmethod
+    def create(cls, func: Any, args: Iterable | None = None, kwargs: dict | None = None, *,
+               connection: redis.Redis | None = None, serializer: Any = None,
+               keys: Keys | None = None, id: str | None = None, origin: str | None = None,
+               timeout: int | None = None, result_ttl: int | None = None,
+               failure_ttl: int | None = None, ttl: int | None = None,
+               description: str | None = None, meta: dict | None = None,
+               depends_on: Any = None, at_front: bool = False) -> Job:
+        """Build a job in memory (nothing is written until it is enqueued)."""
+        if id is not None and (not isinstance(id, str) or not id or ":" in id or " " in id):
+            raise ValueError(f"job_id must be a non-empty string without ':' or spaces, got {id!r}")
+        if meta is not None and not isinstance(meta, dict):
+            raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
+        if description is not None and not isinstance(description, str):
+            raise ValueError(f"description must be a string, got {description!r}")
+        job = cls(id, connection=connection, serializer=serializer, keys=keys)
+        job.func_name, job._instance = describe_callable(func)
+        job._args = tuple(args) if args is not None else ()
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+        job._kwargs = dict(kwargs or {})
+        job._description = description
+        job.origin = origin
+        job.timeout, job.result_ttl, job.failure_ttl, job.ttl = timeout, result_ttl, failure_ttl, ttl
+        job.meta = dict(meta or {})
+        job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on)
+        job.at_front = bool(at_front)
+        return job
+
+    def serialize_data(self) -> bytes:
+        """Serialize (instance, args, kwargs); raises ValueError naming what failed."""
+        if self._data is None:
+            try:
+                self._data = self.serializer.dumps([self._instance, list(self._args), self._kwargs])
+            except Exception as exc:
+                raise ValueError(f"cannot serialize the arguments of {self.func_name} with "
+                                 f"{self.serializer.name}: {type(exc).__name__}: {exc}") from exc
+        return self._data
+
+    def to_mapping(self, created_at: float) -> dict[str, Any]:
+        """The hash fields of a new job."""
+        fields: dict[str, Any] = {
+            "func": self.func_name, "data": self.serialize_data(), "origin": self.origin,
+            "created_at": repr(created_at),
+            "timeout": self.timeout, "result_ttl": self.result_ttl,
+            "failure_ttl": self.failure_ttl,
+        }
+        self.created_at = to_datetime(created_at)
+        if self.ttl is not None:
+            fields["ttl"] = self.ttl
+        if self._description is not None:
+            fields["description"] = self._description
+        if self.meta:
+            fields["meta"] = self._dump("meta", self.meta)
+        if self.dependency_ids:
+            fields["deps"] = ",".join(self.dependency_ids)
+        if self.allow_dependency_failure:
+            fields["allow_failure"] = "1"
+        if self.at_front:
+            fields["at_front"] = "1"
+        fields.update(self.extra)
+        return fields
+
+    def _dump(self, what: str, value: Any) -> bytes:
+        try:
+            return self.serializer.dumps(value)
+        except Exception as exc:
+            raise ValueError(f"cannot serialize the {what} of job {self.id} with "
+                             f"{self.serializer.name}: {type(exc).__name__}: {exc}") from exc
+
+    # -- loading -----------------------------------------------------------
+    @classmethod
+    def fetch(cls, id: str, connection: redis.Redis | None = None, serializer: Any = None,
+              prefix: str | None = None, keys: Keys | None = None) -> Job:
+        """Load a job; raises NoSuchJobError when it does not exist."""
+        job = cls(id, connection=connection, serializer=serializer, prefix=prefix, keys=keys)
+        job.refresh()
+        return job
+
+    @classmethod
+    def fetch_many(cls, ids: Iterable[str], connection: redis.Redis | None = None,
+                   serializer: Any = None, prefix: str | None = None,
+                   keys: Keys | None = None) -> list[Job | None]:
+        """Load many jobs in one round trip; None where a job does not exist."""
+        ids = list(ids)
+        connection = resolve_connection(connection)
+        keys = resolve_keys(keys, prefix)
+        pipe = connection.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(keys.job(job_id))
+        jobs: list[Job | None] = []
+        for job_id, mapping in zip(ids, pipe.execute()):
+            if not mapping:
+                jobs.append(None)
+                continue
+            job = cls(job_id, connection=connection, serializer=serializer, keys=keys)
+            job.load_mapping(mapping)
+            jobs.append(job)
+        return jobs
+
+    def refresh(self) -> None:
+        """Reload every field from Redis."""
+        mapping = self.connection.hgetall(self.key)
+        if not mapping:
+            raise NoSuchJobError(f"no job with id {self.id!r}")
+        self.load_mapping(mapping)
+
+    def load_mapping(self, mapping: dict) -> None:
+        """Fill this job from a stored hash (bytes or str keys)."""
+        m = {as_str(k): v for k, v in mapping.items()}
+        self.func_name = as_str(m.get("func"))
+        self._data = m.get("data")
+        self._instance, self._args, self._kwargs = None, (), {}
+        self._args_loaded = False
+        self._description = as_str(m.get("description"))
+        self.origin = as_str(m.get("origin"))
+        self._status = as_str(m.get("status"))
+        self.created_at = to_datetime(m.get("created_at"))
+        self.enqueued_at = to_datetime(m.get("enqueued_at"))
+        self.started_at = to_datetime(m.get("started_at"))
+        self.ended_at = to_datetime(m.get("ended_at"))
+        self.timeout = _int(m.get("timeout"))
+        self.result_ttl = _int(m.get("result_ttl"))
+        self.failure_ttl = _int(m.get("failure_ttl"))
+        self.ttl = _int(m.get("ttl"))
+        self.meta = self._load("meta", m["meta"]) if m.get("meta") else {}
+        self.exc_info = as_str(m.get("exc_info"))
+        self.worker_name = as_str(m.get("worker_name"))
+        deps = as_str(m.get("deps"))
+        self.dependency_ids = deps.split(",") if deps else []
+        self.allow_dependency_failure = m.get("allow_failure") in (b"1", "1")
+        self.at_front = m.get("at_front") in (b"1", "1")
+        self._raw_result = m.get("result")
+        self._result = None
+        self.extra = {k: as_str(v) for k, v in m.items() if k not in _KNOWN_FIELDS}
+
+    def _load(self, what: str, data: bytes) -> Any:
+        try:
+            return self.serializer.loads(data)
+        except Exception as exc:
+            raise DeserializationError(f"cannot deserialize the {what} of job {self.id} with "
+                                       f"{self.serializer.name}: {type(exc).__name__}: {exc}")
+
+    def _ensure_args(self) -> None:
+        if self._data is not None and not getattr(self, "_args_loaded", True):
+            self._instance, self._args, self._kwargs = self._load("arguments", self._data)
+            self._args_loaded = True
+
+    @property
+    def args(self) -> tuple:
+        self._ensure_args()
+        return tuple(self._args)
+
+    @property
+    def kwargs(self) -> dict:
+        self._ensure_args()
+        return dict(self._kwargs)
+
+    @property
+    def instance(self) -> Any:
+        self._ensure_args()
+        return self._instance
+
+    @property
+    def func(self):
+        """The callable this job runs (imports it)."""
+        self._ensure_args()
+        return resolve_callable(self.func_name, self._instance)
+
+    @property
+    def description(self) -> str:
+        if self._description is not None:
+            return self._description
+        try:
+            args = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        except DeserializationError:
+            args = ["..."]
+        return f"{self.func_name}({', '.join(args)})"
+
+    # -- status and result --------------------------------------------------
+    def get_status(self, refresh: bool = True) -> JobStatus | None:
+        """The job's status, read fresh from Redis (None if the job is gone)."""
+        if refresh:
+            value = self.connection.hget(self.key, "status")
+            self._status = as_str(value) if value is not None else None
+        return JobStatus(self._status) if self._status else None
+
+    @property
+    def is_queued(self) -> bool:
+        return self.get_status() == JobStatus.QUEUED
+
+    @property
+    def is_started(self) -> bool:
+        return self.get_status() == JobStatus.STARTED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.get_status() == JobStatus.FINISHED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.get_status() == JobStatus.FAILED
+
+    @property
+    def is_deferred(self) -> bool:
+        return self.get_status() == JobStatus.DEFERRED
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.get_status() == JobStatus.CANCELED
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.get_status() == JobStatus.SCHEDULED
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.get_status() == JobStatus.STOPPED
+
+    @property
+    def result(self) -> Any:
+        """The return value once the job finished, else None (read fresh from Redis)."""
+        if self._status != "finished" or self._raw_result is None:
+            status, raw = self.connection.hmget(self.key, "status", "result")
+            self._status = as_str(status) if status is not None else None
+            if self._status != "finished" or raw is None:
+                return None
+            if raw != self._raw_result:
+                self._raw_result, self._result = raw, None
+        if self._result is None and self._raw_result is not None:
+            self._result = self._load("result", self._raw_result)
+        return self._result
+
+    def return_value(self) -> Any:
+        """Same as :attr:`result`."""
+        return self.result
+
+    def save_meta(self) -> None:
+        """Write ``job.meta`` to Redis (other fields are left alone)."""
+        self.connection.hset(self.key, "meta", self._dump("meta", self.meta))
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the job ends; return its result or raise.
+
+        Raises ``JobFailed`` (with ``exc_info``) when it failed, was stopped or
+        canceled, and ``TimeoutError`` when ``timeout`` seconds pass first. The
+        end of the job wakes the caller through Redis; nothing polls.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiters, done = self.keys.waiters(self.id), self.keys.done(self.id)
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.incr(waiters)
+        pipe.expire(waiters, int(timeout or 3600) + 60)
+        pipe.hget(self.key, "status")
+        _, _, status = pipe.execute()
+        while as_str(status) not in TERMINAL_STATUSES:
+            if status is None:
+                raise NoSuchJobError(f"no job with id {self.id!r}")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.connection.decr(waiters)
+                raise TimeoutError(f"job {self.id} did not end within {timeout} s")
+            # short blocking slices keep each call under the client's socket timeout
+            block = 1.0 if remaining is None else max(0.01, min(1.0, remaining))
+            token = self.connection.blpop([done], timeout=block)
+            status = self.connection.hget(self.key, "status")
+            if token is not None and status is None:
+                return None  # finished with result_ttl=0: the job is already gone
+        self.refresh()
+        if self._status == "finished":
+            return self.result
+        raise JobFailed(self.id, self.exc_info or f"job was {self._status}")
+
+    # -- running -----------------------------------------------------------
+    def perform(self) -> Any:
+        """Run the function in this process with this job as the current job."""
+        token = set_current_job(self)
+        try:
+            func = self.func
+            return func(*self.args, **self.kwargs)
+        finally:
+            reset_current_job(token)
+
+    # -- operations on this job alone ---------------------------------------
+    def cancel(self) -> None:
+        """Cancel a queued, deferred or scheduled job: it will never run."""
+        origin = self._origin_or_load()
+        k = self.keys
+        reply = scripts.call(self.connection, "cancel", [
+            self.key, k.queue(origin), k.registry("deferred", origin),
+            k.registry("scheduled", origin), k.registry("canceled", origin),
+            k.expiring(origin), k.waiters(self.id), k.done(self.id),
+        ], [self.id, repr(now()), self.failure_ttl or DEFAULT_FAILURE_TTL])
+        _check_reply(reply, self.id, "cancel")
+        self._status = "canceled"
+
+    def requeue(self, at_front: bool = False) -> Job:
+        """Put a failed, stopped or canceled job back on its queue."""
+        origin = self._origin_or_load()
+        k = self.keys
+        reply = scripts.call(self.connection, "requeue", [
+            self.key, k.registry("failed", origin), k.registry("canceled", origin),
+            k.queue(origin), k.wake(origin), k.queues,
+        ], [self.id, origin, repr(now()), "1" if at_front else "0"])
+        _check_reply(reply, self.id, "requeue")
+        self._status = "queued"
+        return self
+
+    def delete(self) -> None:
+        """Delete the job and remove it from its queue and every registry."""
+        try:
+            origin = self._origin_or_load()
+        except NoSuchJobError:
+            return
+        k = self.keys
+        keys = [self.key, k.queue(origin), k.expiring(origin), k.pending(self.id),
+                k.dependents(self.id)]
+        keys += [k.registry(name, origin) for name in REGISTRY_NAMES]
+        keys += [k.dependents(parent) for parent in self.dependency_ids]
+        scripts.call(self.connection, "delete", keys, [self.id, len(REGISTRY_NAMES)])
+
+    def _origin_or_load(self) -> str:
+        if self.origin is None or self._status is None:
+            self.refresh()
+        return self.origin
+
+
+_KNOWN_FIELDS = frozenset({
+    "func", "data", "description", "origin", "status", "created_at", "enqueued_at",
+    "started_at", "ended_at", "timeout", "result_ttl", "failure_ttl", "ttl", "meta",
+    "exc_info", "worker_name", "deps", "allow_failure", "at_front", "result",
+})
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, b"", "") else int(value)
+
+
+def resolve_keys(keys: Keys | None = None, prefix: str | None = None) -> Keys:
+    """The given key space, else one for ``prefix``, ``$GEVENTQ_PREFIX`` or the default."""
+    if keys is not None:
+        return keys
+    return Keys(prefix or os.environ.get("GEVENTQ_PREFIX") or DEFAULT_PREFIX)
+
+
+def _check_reply(reply: list, job_id: str, operation: str) -> None:
+    outcome = as_str(reply[0])
+    if outcome == "missing":
+        raise NoSuchJobError(f"no job with id {job_id!r}")
+    if outcome == "status":
+        raise InvalidJobOperation(f"cannot {operation} job {job_id}: its status is "
+                                  f"{as_str(reply[1])}")

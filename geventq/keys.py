@@ -1,0 +1,109 @@
+"""Every Redis key geventq uses, in one place (see docs/data-model.md).
+
+All keys share one prefix. The prefix may carry a Redis Cluster hash tag
+(``{geventq}:``) so that every key lands on one slot; Lua scripts always get
+their keys from here through KEYS, never build them.
+"""
+
+from __future__ import annotations
+
+from .defaults import DEFAULT_PREFIX
+
+REGISTRY_NAMES = ("started", "finished", "failed", "deferred", "canceled", "scheduled")
+
+
+class Keys:
+    """Builds key names under one prefix."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX):
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"key prefix must be a non-empty string, got {prefix!r}")
+        self.prefix = prefix
+
+    # -- queues ---------------------------------------------------------
+    @property
+    def queues(self) -> str:
+        """Set of every queue name that has ever had a job."""
+        return self.prefix + "queues"
+
+    def queue(self, name: str) -> str:
+        """List of queued job ids, head first."""
+        return f"{self.prefix}queue:{name}"
+
+    def wake(self, name: str) -> str:
+        """List holding at most one token: 'this queue may have jobs'. Idle workers BLPOP it."""
+        return f"{self.prefix}wake:{name}"
+
+    def expiring(self, name: str) -> str:
+        """Sorted set of queued job ids with a ``ttl``, scored by the time they expire."""
+        return f"{self.prefix}expiring:{name}"
+
+    def registry(self, kind: str, queue: str) -> str:
+        """Sorted set of job ids of one registry of one queue."""
+        return f"{self.prefix}{kind}:{queue}"
+
+    # -- jobs -----------------------------------------------------------
+    def job(self, job_id: str) -> str:
+        """Hash holding one job."""
+        return f"{self.prefix}job:{job_id}"
+
+    def dependents(self, job_id: str) -> str:
+        """Set of ids of deferred jobs waiting for this job."""
+        return f"{self.prefix}dependents:{job_id}"
+
+    def pending(self, job_id: str) -> str:
+        """Set of ids of this job's dependencies that have not finished yet."""
+        return f"{self.prefix}pending:{job_id}"
+
+    def waiters(self, job_id: str) -> str:
+        """Counter of clients blocked in ``Job.wait``; the end of the job notifies them."""
+        return f"{self.prefix}waiters:{job_id}"
+
+    def done(self, job_id: str) -> str:
+        """List the end of a job pushes one token per waiter onto."""
+        return f"{self.prefix}done:{job_id}"
+
+    # -- workers --------------------------------------------------------
+    @property
+    def workers(self) -> str:
+        """Set of registered worker names."""
+        return self.prefix + "workers"
+
+    def worker(self, name: str) -> str:
+        """Hash of one worker; it expires when the heartbeat stops."""
+        return f"{self.prefix}worker:{name}"
+
+    def worker_jobs(self, name: str) -> str:
+        """Set of ids of the jobs a worker has claimed and not yet ended."""
+        return f"{self.prefix}worker:{name}:jobs"
+
+    def worker_queues(self, queue: str) -> str:
+        """Set of worker names listening on a queue."""
+        return f"{self.prefix}queue-workers:{queue}"
+
+    @property
+    def suspended(self) -> str:
+        """Flag: workers take no new jobs while it exists."""
+        return self.prefix + "suspended"
+
+    def stop_channel(self) -> str:
+        """Pub/sub channel on which ``geventq stop JOB_ID`` is announced."""
+        return self.prefix + "stop-job"
+
+    @property
+    def scheduler_lock(self) -> str:
+        """Lock held by the one active scheduler."""
+        return self.prefix + "scheduler-lock"
+
+    def periodic(self) -> str:
+        """Hash: periodic job name -> last enqueued occurrence."""
+        return self.prefix + "periodic"
+
+    def parse_worker_key(self, key: str) -> str:
+        """Return the worker name of a worker key, or raise ValueError."""
+        head = f"{self.prefix}worker:"
+        if not key.startswith(head) or key.endswith(":jobs"):
+            raise ValueError(f"not a geventq worker key under prefix {self.prefix!r}: {key!r}")
+        return key[len(head):]

@@ -1,0 +1,154 @@
+"""Every state transition a worker makes, each one atomic in Redis.
+
+Workers differ only in how they run a job; they all claim, start, end and
+requeue jobs through these functions. Each transition is one Lua script, and
+the batch forms send the transitions of many jobs in one round trip.
+
+A claim moves ids from queues into started registries and the worker's
+in-flight set in one step; ``start`` then marks them started and loads them.
+Ending a job releases its dependents in the same step, so a dependent is
+enqueued exactly once even when its parents end together on two workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from . import scripts
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_MAX_ABANDONED_REQUEUES, DEFAULT_RESULT_TTL
+from .job import Job
+from .keys import Keys
+from .utils import as_str, now
+
+
+def claim(connection: redis.Redis, keys: Keys, queue_names: Sequence[str], worker_name: str,
+          count: int) -> list[tuple[str, str]]:
+    """Claim up to ``count`` jobs in queue priority order: [(queue name, job id)]."""
+    script_keys = []
+    for name in queue_names:
+        script_keys += [keys.queue(name), keys.registry("started", name), keys.expiring(name),
+                        keys.wake(name)]
+    script_keys.append(keys.worker_jobs(worker_name))
+    reply = scripts.call(connection, "claim", script_keys,
+                         [len(queue_names), count, repr(now())])
+    return [(queue_names[reply[i]], as_str(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+def start(connection: redis.Redis, keys: Keys, worker_name: str,
+          claimed: Sequence[tuple[str, str]], job_class: type[Job] = Job,
+          serializer: Any = None) -> list[Job]:
+    """Mark claimed jobs started and load them (jobs whose ttl ran out are dropped)."""
+    if not claimed:
+        return []
+    script_keys = [keys.worker_jobs(worker_name)]
+    for queue_name, job_id in claimed:
+        script_keys += [keys.job(job_id), keys.registry("started", queue_name)]
+    reply = scripts.call(connection, "start", script_keys,
+                         [repr(now()), worker_name, *(job_id for _, job_id in claimed)])
+    jobs = []
+    for (_, job_id), flat in zip(claimed, reply):
+        if not flat:
+            continue
+        job = job_class(job_id, connection=connection, serializer=serializer, keys=keys)
+        job.load_mapping(dict(zip(flat[::2], flat[1::2])))
+        jobs.append(job)
+    return jobs
+
+
+@dataclass
+class Ending:
+    """How one started job ends."""
+
+    job: Job
+    outcome: str  # 'finished', 'failed' or 'stopped'
+    payload: bytes | str  # the serialized result, or the exc_info text
+    extra: dict[str, Any] = field(default_factory=dict)  # more hash fields to write
+    dependents: list[tuple[str, str]] = field(default_factory=list)  # (child id, child queue)
+
+    @property
+    def ttl(self) -> int:
+        if self.outcome == "finished":
+            return self.job.result_ttl if self.job.result_ttl is not None else DEFAULT_RESULT_TTL
+        return self.job.failure_ttl or DEFAULT_FAILURE_TTL
+
+
+def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
+             endings: Sequence[Ending]) -> None:
+    """End many started jobs in one round trip (more only for jobs with dependents)."""
+    pending = list(endings)
+    while pending:
+        batch = scripts.ScriptBatch()
+        for ending in pending:
+            batch.add("end", *_end_call(keys, worker_name, ending))
+        stale = []
+        for ending, reply in zip(pending, batch.execute(connection)):
+            if as_str(reply[0]) == "dependents":
+                stale.append((ending, [as_str(i) for i in reply[1]]))
+        pending = _with_dependents(connection, keys, stale)
+
+
+def end_job(connection: redis.Redis, keys: Keys, worker_name: str, ending: Ending) -> None:
+    """End one started job."""
+    end_jobs(connection, keys, worker_name, [ending])
+
+
+def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]:
+    job = ending.job
+    queue_name = job.origin
+    target = "finished" if ending.outcome == "finished" else "failed"
+    script_keys = [job.key, keys.registry("started", queue_name), keys.worker_jobs(worker_name),
+                   keys.registry(target, queue_name), keys.dependents(job.id), keys.queues,
+                   keys.waiters(job.id), keys.done(job.id)]
+    args = [job.id, repr(now()), ending.outcome, ending.ttl,
+            "result" if ending.outcome == "finished" else "exc_info", ending.payload,
+            len(ending.dependents), len(ending.extra)]
+    for child_id, child_queue in ending.dependents:
+        script_keys += [keys.job(child_id), keys.pending(child_id), keys.queue(child_queue),
+                        keys.registry("deferred", child_queue), keys.wake(child_queue)]
+        args += [child_id, child_queue]
+    for name, value in ending.extra.items():
+        args += [name, value]
+    return script_keys, args
+
+
+def _with_dependents(connection: redis.Redis, keys: Keys,
+                     stale: list[tuple[Ending, list[str]]]) -> list[Ending]:
+    """Give each ending the dependents Redis reported, with their queues."""
+    if not stale:
+        return []
+    pipe = connection.pipeline(transaction=False)
+    for _, child_ids in stale:
+        for child_id in child_ids:
+            pipe.hget(keys.job(child_id), "origin")
+    origins = iter(pipe.execute())
+    retry = []
+    for ending, child_ids in stale:
+        children = []
+        for child_id in child_ids:
+            # a child whose hash is gone still has to leave the dependents set
+            children.append((child_id, as_str(next(origins)) or ending.job.origin))
+        ending.dependents = children
+        retry.append(ending)
+    return retry
+
+
+def requeue_started(connection: redis.Redis, keys: Keys, owner: str, job_id: str,
+                    queue_name: str, reason: str,
+                    max_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES,
+                    failure_ttl: int = DEFAULT_FAILURE_TTL) -> str:
+    """Put a started job of worker ``owner`` back at the head of its queue.
+
+    After ``max_requeues`` such returns the job is failed with ``reason``
+    instead. Returns 'queued', 'failed', or why nothing was done ('gone',
+    'missing', 'not-started'). Safe to race: only one caller acts.
+    """
+    reply = scripts.call(connection, "requeue_started", [
+        keys.job(job_id), keys.registry("started", queue_name), keys.worker_jobs(owner),
+        keys.queue(queue_name), keys.wake(queue_name), keys.queues,
+        keys.registry("failed", queue_name), keys.waiters(job_id), keys.done(job_id),
+    ], [job_id, queue_name, repr(now()), max_requeues, failure_ttl, reason])
+    return as_str(reply[0])

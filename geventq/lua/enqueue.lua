@@ -1,0 +1,65 @@
+-- Enqueue one job: write its hash and put it on its queue, or defer it behind its
+-- dependencies, or park it in the scheduled registry. Nothing is written when a
+-- dependency is missing or the id is taken by a live job.
+-- KEYS: 1 job, 2 queue, 3 queues set, 4 wake, 5 deferred registry, 6 own pending set,
+--       7 expiring, 8 scheduled registry, then per dependency: its hash, its dependents set
+-- ARGV: 1 id, 2 queue name, 3 now, 4 at_front, 5 ttl, 6 n deps, 7 allow_failure,
+--       8 scheduled_at ('' = now), 9.. dependency ids, then hash field/value pairs
+local job_id, queue_name, now = ARGV[1], ARGV[2], ARGV[3]
+local at_front = ARGV[4] == '1'
+local ttl = tonumber(ARGV[5])
+local n_deps = tonumber(ARGV[6])
+local allow_failure = ARGV[7] == '1'
+local scheduled_at = ARGV[8]
+
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
+  return {'duplicate', status}
+end
+for i = 1, n_deps do
+  if redis.call('EXISTS', KEYS[7 + 2 * i]) == 0 then
+    return {'missing', ARGV[8 + i]}
+  end
+end
+
+redis.call('DEL', KEYS[1], KEYS[6])
+local fields = {}
+for i = 9 + n_deps, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+
+local waiting = 0
+for i = 1, n_deps do
+  local dep_status = redis.call('HGET', KEYS[7 + 2 * i], 'status')
+  local done = dep_status == 'finished' or (allow_failure and
+    (dep_status == 'failed' or dep_status == 'stopped' or dep_status == 'canceled'))
+  if not done then
+    redis.call('SADD', KEYS[8 + 2 * i], job_id)
+    redis.call('SADD', KEYS[6], ARGV[8 + i])
+    waiting = waiting + 1
+  end
+end
+
+local outcome
+if waiting > 0 then
+  redis.call('HSET', KEYS[1], 'status', 'deferred')
+  redis.call('ZADD', KEYS[5], now, job_id)
+  outcome = 'deferred'
+elseif scheduled_at ~= '' then
+  redis.call('HSET', KEYS[1], 'status', 'scheduled')
+  redis.call('ZADD', KEYS[8], scheduled_at, job_id)
+  redis.call('SADD', KEYS[3], queue_name)
+  outcome = 'scheduled'
+else
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', now)
+  push_job(KEYS[2], KEYS[4], KEYS[3], queue_name, job_id, at_front)
+  if ttl > 0 then
+    redis.call('ZADD', KEYS[7], now + ttl, job_id)
+  end
+  outcome = 'queued'
+end
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+end
+return {outcome}

@@ -1,0 +1,34 @@
+-- Put a started job back on its queue (cold shutdown, dead worker); past the allowed
+-- number of such requeues, fail it with the given reason instead.
+-- KEYS: 1 job, 2 started registry, 3 owner's in-flight set, 4 queue, 5 wake, 6 queues set,
+--       7 failed registry, 8 waiters, 9 done
+-- ARGV: 1 id, 2 queue name, 3 now, 4 max requeues, 5 failure ttl, 6 reason
+local job_id, queue_name, now = ARGV[1], ARGV[2], ARGV[3]
+local max_requeues, failure_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('SREM', KEYS[3], job_id) == 0 and redis.call('ZSCORE', KEYS[2], job_id) == false then
+  return {'gone'}
+end
+redis.call('ZREM', KEYS[2], job_id)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'missing'}
+end
+if redis.call('HGET', KEYS[1], 'status') ~= 'started' then
+  return {'not-started'}
+end
+local count = redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+if count > max_requeues then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'ended_at', now, 'exc_info', ARGV[6])
+  if failure_ttl == -1 then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('ZADD', KEYS[7], '+inf', job_id)
+  else
+    redis.call('EXPIRE', KEYS[1], failure_ttl)
+    redis.call('ZADD', KEYS[7], now + failure_ttl, job_id)
+  end
+  notify_waiters(KEYS[8], KEYS[9])
+  return {'failed'}
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', now)
+redis.call('HDEL', KEYS[1], 'started_at', 'worker_name')
+push_job(KEYS[4], KEYS[5], KEYS[6], queue_name, job_id, true)
+return {'queued'}

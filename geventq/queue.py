@@ -1,0 +1,363 @@
+"""Queue: enqueue jobs and look at what is waiting."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import redis
+
+from . import scripts
+from .callables import check_importable_from_worker
+from .connection import resolve_connection
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE, DEFAULT_RESULT_TTL
+from .exceptions import DuplicateJobError, NoSuchJobError
+from .job import Job, resolve_keys
+from .keys import Keys
+from .registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from .serializers import resolve_serializer
+from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl
+
+# Keywords of enqueue() that are job options, never passed to the function.
+JOB_OPTIONS = frozenset({
+    "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id",
+    "at_front", "description", "meta", "retry", "on_success", "on_failure",
+})
+_NOT_YET = ("retry", "on_success", "on_failure")
+_BATCH = 500  # script calls per pipeline in enqueue_many
+
+
+class EnqueueData(NamedTuple):
+    """One job for :meth:`Queue.enqueue_many`, made by :meth:`Queue.prepare_data`."""
+
+    func: Any
+    args: tuple
+    kwargs: dict
+    options: dict
+
+
+class Queue:
+    """A named FIFO of jobs in Redis."""
+
+    job_class: type[Job] = Job
+
+    def __init__(self, name: str = DEFAULT_QUEUE, connection: redis.Redis | None = None,
+                 default_timeout: Any = None, is_async: bool = True, serializer: Any = None,
+                 job_class: type[Job] | str | None = None, prefix: str | None = None,
+                 keys: Keys | None = None, default_result_ttl: int | None = None):
+        if not isinstance(name, str) or not name or any(c in name for c in ": \t\n"):
+            raise ValueError(f"queue name must be a non-empty string without ':' or "
+                             f"whitespace, got {name!r}")
+        self.name = name
+        self.connection = resolve_connection(connection)
+        self.keys = resolve_keys(keys, prefix)
+        self.key = self.keys.queue(name)
+        self.serializer = resolve_serializer(serializer)
+        self.default_timeout = parse_timeout(default_timeout, name="default_timeout") \
+            or DEFAULT_JOB_TIMEOUT
+        self.default_result_ttl = DEFAULT_RESULT_TTL if default_result_ttl is None else \
+            parse_ttl(default_result_ttl, name="default_result_ttl")
+        self.is_async = is_async
+        if isinstance(job_class, str):
+            job_class = import_attribute(job_class)
+        if job_class is not None:
+            self.job_class = job_class
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Queue) and (other.name, other.keys.prefix) == (
+            self.name, self.keys.prefix)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.keys.prefix))
+
+    # -- enqueueing --------------------------------------------------------
+    def enqueue(self, f: Any, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``f(*args, **kwargs)``; job options are taken out of kwargs.
+
+        With ``args=`` and/or ``kwargs=`` given, those are f's arguments and
+        every other keyword must be a job option.
+        """
+        options = {name: kwargs.pop(name) for name in JOB_OPTIONS & kwargs.keys()}
+        if "args" in kwargs or "kwargs" in kwargs:
+            if args:
+                raise TypeError("give the function's arguments either positionally or as "
+                                "args=, not both")
+            f_args, f_kwargs = kwargs.pop("args", None), kwargs.pop("kwargs", None)
+            if kwargs:
+                raise TypeError(f"unknown job option(s) {', '.join(sorted(kwargs))}: with args= "
+                                f"or kwargs= every other keyword must be one of "
+                                f"{', '.join(sorted(JOB_OPTIONS))}")
+        else:
+            f_args, f_kwargs = args, kwargs
+        return self.enqueue_call(f, f_args, f_kwargs, **options)
+
+    def enqueue_call(self, func: Any, args: Iterable | None = None, kwargs: dict | None = None,
+                     timeout: Any = None, result_ttl: Any = None, ttl: Any = None,
+                     failure_ttl: Any = None, depends_on: Any = None, job_id: str | None = None,
+                     at_front: bool = False, description: str | None = None,
+                     meta: dict | None = None, **options: Any) -> Job:
+        """Enqueue with every option explicit (one round trip to Redis)."""
+        job = self._build_job(func, args, kwargs, dict(
+            timeout=timeout, result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl,
+            depends_on=depends_on, job_id=job_id, at_front=at_front, description=description,
+            meta=meta, **options))
+        if not self.is_async:
+            return self._run_inline(job)
+        return self.enqueue_job(job)
+
+    @staticmethod
+    def prepare_data(func: Any, args: Iterable | None = None, kwargs: dict | None = None,
+                     **options: Any) -> EnqueueData:
+        """Describe one job for :meth:`enqueue_many`."""
+        unknown = set(options) - JOB_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown job option(s) {', '.join(sorted(unknown))}")
+        return EnqueueData(func, tuple(args or ()), dict(kwargs or {}), options)
+
+    def enqueue_many(self, job_datas: Iterable[EnqueueData]) -> list[Job]:
+        """Enqueue many jobs in few round trips (one per 500 jobs).
+
+        Every job is built and validated before anything is written; a bad one
+        raises and none is enqueued.
+        """
+        jobs = [self._build_job(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
+        if not self.is_async:
+            return [self._run_inline(job) for job in jobs]
+        self._check_batch_references(jobs)
+        stamp = now()
+        for start in range(0, len(jobs), _BATCH):
+            batch = scripts.ScriptBatch()
+            chunk = jobs[start:start + _BATCH]
+            for job in chunk:
+                batch.add("enqueue", *self._enqueue_call(job, stamp))
+            for job, reply in zip(chunk, batch.execute(self.connection)):
+                self._check_enqueue_reply(job, reply)
+        return jobs
+
+    def enqueue_job(self, job: Job) -> Job:
+        """Write a built job to Redis: queued, or deferred behind its dependencies."""
+        reply = scripts.call(self.connection, "enqueue", *self._enqueue_call(job, now()))
+        self._check_enqueue_reply(job, reply)
+        return job
+
+    def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
+        for name in _NOT_YET:
+            if options.pop(name, None) is not None:
+                raise NotImplementedError(f"the {name}= option is not supported yet")
+        timeout, job_timeout = options.pop("timeout", None), options.pop("job_timeout", None)
+        if timeout is not None and job_timeout is not None:
+            raise TypeError("give job_timeout or timeout, not both")
+        unknown = set(options) - JOB_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown job option(s) {', '.join(sorted(unknown))}")
+        timeout = parse_timeout(job_timeout if job_timeout is not None else timeout)
+        result_ttl = parse_ttl(options.get("result_ttl"), name="result_ttl")
+        failure_ttl = parse_ttl(options.get("failure_ttl"), name="failure_ttl", allow_zero=False)
+        ttl = parse_ttl(options.get("ttl"), name="ttl", allow_zero=False)
+        job = self.job_class.create(
+            func, args, kwargs, connection=self.connection, serializer=self.serializer,
+            keys=self.keys, id=options.get("job_id"), origin=self.name,
+            timeout=timeout or self.default_timeout,
+            result_ttl=self.default_result_ttl if result_ttl is None else result_ttl,
+            failure_ttl=failure_ttl or DEFAULT_FAILURE_TTL,
+            ttl=None if ttl == -1 else ttl, description=options.get("description"),
+            meta=options.get("meta"), depends_on=options.get("depends_on"),
+            at_front=bool(options.get("at_front")))
+        if self.is_async:
+            check_importable_from_worker(job.func_name, job.instance)
+        job.serialize_data()  # fail now, before anything is written
+        return job
+
+    def _enqueue_call(self, job: Job, stamp: float) -> tuple[list, list]:
+        k, name = self.keys, self.name
+        deps = job.dependency_ids
+        keys = [job.key, self.key, k.queues, k.wake(name), k.registry("deferred", name),
+                k.pending(job.id), k.expiring(name), k.registry("scheduled", name)]
+        for dep in deps:
+            keys.append(k.job(dep))
+            keys.append(k.dependents(dep))
+        args = [job.id, name, repr(stamp), "1" if job.at_front else "0", job.ttl or -1,
+                len(deps), "1" if job.allow_dependency_failure else "0",
+                job.extra.get("scheduled_at", ""), *deps]
+        for field, value in job.to_mapping(stamp).items():
+            if value is not None:
+                args.append(field)
+                args.append(value)
+        return keys, args
+
+    def _check_enqueue_reply(self, job: Job, reply: list) -> None:
+        outcome = as_str(reply[0])
+        if outcome == "duplicate":
+            raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
+                                    f"{as_str(reply[1])}")
+        if outcome == "missing":
+            raise NoSuchJobError(f"job {job.id} depends on job {as_str(reply[1])!r}, which "
+                                 "does not exist; nothing was enqueued")
+        job._status = outcome
+
+    def _check_batch_references(self, jobs: list[Job]) -> None:
+        """Before a batch writes anything: dependencies exist, ids are free."""
+        own = {job.id for job in jobs}
+        deps = sorted({d for job in jobs for d in job.dependency_ids} - own)
+        if len(own) != len(jobs):
+            raise DuplicateJobError("enqueue_many got the same job_id twice")
+        pipe = self.connection.pipeline(transaction=False)
+        for dep in deps:
+            pipe.exists(self.keys.job(dep))
+        for job in jobs:
+            pipe.hget(job.key, "status")
+        replies = pipe.execute()
+        for dep, exists in zip(deps, replies):
+            if not exists:
+                raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
+                                     "nothing was enqueued")
+        for job, status in zip(jobs, replies[len(deps):]):
+            if as_str(status) in ("queued", "started", "deferred", "scheduled"):
+                raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
+                                        f"{as_str(status)}; nothing was enqueued")
+
+    def _run_inline(self, job: Job) -> Job:
+        """is_async=False: run now, in this process, and store the outcome."""
+        missing = [d for d in job.dependency_ids if not self.connection.exists(self.keys.job(d))]
+        if missing:
+            raise NoSuchJobError(f"job {job.id} depends on job {missing[0]!r}, which does not "
+                                 "exist; nothing was enqueued")
+        stamp = now()
+        mapping = job.to_mapping(stamp)
+        mapping["enqueued_at"] = mapping["started_at"] = repr(stamp)
+        try:
+            result = job.perform()
+        except Exception:
+            status, ttl, registry = "failed", job.failure_ttl, self.failed_job_registry
+            job.exc_info = mapping["exc_info"] = traceback.format_exc()
+        else:
+            status, ttl, registry = "finished", job.result_ttl, self.finished_job_registry
+            job._raw_result = mapping["result"] = job._dump("result", result)
+            job._result = result
+        ended = now()
+        mapping.update(status=status, ended_at=repr(ended))
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.delete(job.key)
+        pipe.hset(job.key, mapping={k: v for k, v in mapping.items() if v is not None})
+        if ttl == 0:
+            pipe.delete(job.key)
+        elif ttl == -1:
+            pipe.zadd(registry.key, {job.id: "+inf"})
+        else:
+            pipe.expire(job.key, ttl)
+            pipe.zadd(registry.key, {job.id: ended + ttl})
+        pipe.execute()
+        if ttl != 0:
+            job.refresh()
+        job._status = status
+        return job
+
+    # -- introspection -----------------------------------------------------
+    def purge_expired(self) -> int:
+        """Drop queued jobs whose ttl ran out; return the queue's length."""
+        return scripts.call(self.connection, "queue_purge",
+                            [self.key, self.keys.expiring(self.name)], [repr(now())])
+
+    @property
+    def count(self) -> int:
+        """Number of queued jobs (jobs whose ttl ran out are dropped first)."""
+        return self.purge_expired()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def is_empty(self) -> bool:
+        """True when no job is queued."""
+        return self.count == 0
+
+    @property
+    def job_ids(self) -> list[str]:
+        """Ids of the queued jobs, head first."""
+        self.purge_expired()
+        return [as_str(i) for i in self.connection.lrange(self.key, 0, -1)]
+
+    def get_job_ids(self, offset: int = 0, length: int = -1) -> list[str]:
+        """A slice of :attr:`job_ids`."""
+        self.purge_expired()
+        end = -1 if length < 0 else offset + length - 1
+        return [as_str(i) for i in self.connection.lrange(self.key, offset, end)]
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The queued jobs, head first."""
+        found = self.job_class.fetch_many(self.job_ids, connection=self.connection,
+                                          serializer=self.serializer, keys=self.keys)
+        return [job for job in found if job is not None]
+
+    def fetch_job(self, job_id: str) -> Job | None:
+        """A job of this queue by id, or None."""
+        try:
+            job = self.job_class.fetch(job_id, connection=self.connection,
+                                       serializer=self.serializer, keys=self.keys)
+        except NoSuchJobError:
+            return None
+        return job if job.origin == self.name else None
+
+    def empty(self) -> int:
+        """Remove every queued job (deleting them); return how many were removed."""
+        while True:
+            ids = [as_str(i) for i in self.connection.lrange(self.key, 0, -1)]
+            keys = [self.key, self.keys.expiring(self.name), self.keys.wake(self.name)]
+            keys += [self.keys.job(i) for i in ids]
+            removed = scripts.call(self.connection, "empty", keys, ids)
+            if removed >= 0:
+                return removed
+
+    def delete(self, delete_jobs: bool = True) -> None:
+        """Delete the queue (and, by default, its queued jobs)."""
+        if delete_jobs:
+            self.empty()
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.delete(self.key, self.keys.wake(self.name), self.keys.expiring(self.name))
+        pipe.srem(self.keys.queues, self.name)
+        pipe.execute()
+
+    @classmethod
+    def all(cls, connection: redis.Redis | None = None, prefix: str | None = None,
+            keys: Keys | None = None, serializer: Any = None) -> list[Queue]:
+        """Every queue that has had a job, sorted by name."""
+        connection = resolve_connection(connection)
+        keys = resolve_keys(keys, prefix)
+        names = sorted(as_str(n) for n in connection.smembers(keys.queues))
+        return [cls(n, connection=connection, keys=keys, serializer=serializer) for n in names]
+
+    # -- registries --------------------------------------------------------
+    @property
+    def started_job_registry(self) -> StartedJobRegistry:
+        return StartedJobRegistry(queue=self)
+
+    @property
+    def finished_job_registry(self) -> FinishedJobRegistry:
+        return FinishedJobRegistry(queue=self)
+
+    @property
+    def failed_job_registry(self) -> FailedJobRegistry:
+        return FailedJobRegistry(queue=self)
+
+    @property
+    def deferred_job_registry(self) -> DeferredJobRegistry:
+        return DeferredJobRegistry(queue=self)
+
+    @property
+    def canceled_job_registry(self) -> CanceledJobRegistry:
+        return CanceledJobRegistry(queue=self)
+
+    @property
+    def scheduled_job_registry(self) -> ScheduledJobRegistry:
+        return ScheduledJobRegistry(queue=self)

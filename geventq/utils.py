@@ -1,0 +1,101 @@
+"""Small helpers with no geventq dependencies."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+
+
+def parse_timeout(value: Any, *, name: str = "job_timeout") -> int | None:
+    """Turn a job timeout into whole seconds; ``-1`` means no limit.
+
+    Accepts an int, a numeric string (``'2'``) or a string with a unit
+    (``'5s'``, ``'3m'``, ``'1h'``, ``'1d'``). ``None`` passes through (use the
+    default). Anything else raises ``ValueError`` naming the value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be seconds or a string like '5m', got {value!r}")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, float) and value.is_integer():
+        seconds = int(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if not match:
+            raise ValueError(
+                f"{name} must be whole seconds or a number with a unit s/m/h/d "
+                f"(e.g. '30', '5m', '1h'), got {value!r}"
+            )
+        seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"{name} must be seconds or a string like '5m', got {value!r}")
+    if seconds == -1:
+        return -1
+    if seconds <= 0:
+        raise ValueError(f"{name} must be positive or -1 (no limit), got {value!r}")
+    return seconds
+
+
+def parse_ttl(value: Any, *, name: str, allow_zero: bool = True) -> int | None:
+    """Validate a TTL option: whole seconds, ``-1`` = forever, ``None`` = default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be whole seconds (-1 for forever), got {value!r}")
+    if value == -1 or value > 0 or (value == 0 and allow_zero):
+        return value
+    raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} or -1, got {value!r}")
+
+
+def now() -> float:
+    """Seconds since the epoch (the clock every stored timestamp uses)."""
+    return time.time()
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A stored epoch timestamp (bytes, str or float) as an aware UTC datetime."""
+    if value in (None, b"", ""):
+        return None
+    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+
+
+def as_str(value: Any) -> Any:
+    """Decode bytes from Redis; pass anything else through."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def import_attribute(path: str) -> Any:
+    """Import ``'pkg.module.attr'`` (attr may be dotted, e.g. ``Class.method``)."""
+    if not isinstance(path, str) or "." not in path:
+        raise ValueError(f"expected a dotted path like 'pkg.module.func', got {path!r}")
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        for attr in parts[split:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"cannot import {path!r}: no importable module in it")
+
+
+def redact_url(url: str | None) -> str | None:
+    """Strip a password from a URL (``redis://user:secret@h`` -> ``redis://user:***@h``)."""
+    if not url:
+        return url
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
