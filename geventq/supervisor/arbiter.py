@@ -12,48 +12,30 @@ unit tests run the loop step by step without real workers.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
-import select
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TextIO
 
 from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
-from . import memory
-from .children import (
-    Child,
-    HeartbeatDir,
-    Spawned,
-    SpawnFunc,
-    describe_exit,
-    pump_stderr,
-    spawn_process,
-)
-from .display import set_title
+from .children import Child, HeartbeatDir, describe_exit, pump_stderr, wait_for_output
+from .health import Health
 from .notify import SYSTEMD_ENV, Notifier
 from .policy import RestartPolicy
+from .recovery import Recoveries
 from .reloading import RollingReload
+from .reporting import Reporter
 from .settings import PoolSettings
+from .signals import SignalQueue
+from .system import System
 
 log = logging.getLogger("geventq.pool")
 
 ArgvFactory = Callable[[str], list[str]]
-
-
-@dataclass
-class Recovery:
-    """A running ``geventq recover --worker NAME`` for a worker that died hard."""
-
-    name: str
-    process: Spawned
-    deadline: float
 
 
 class Arbiter:
@@ -67,8 +49,6 @@ class Arbiter:
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
     TICK = 0.5  # longest sleep: heartbeats and reload progress are checked this often
-    MEMORY_INTERVAL = 1.0
-    RECOVER_TIMEOUT = 30.0
 
     def __init__(
         self,
@@ -80,11 +60,7 @@ class Arbiter:
         recover_argv: ArgvFactory | None = None,
         reload_settings: Callable[[], PoolSettings] | None = None,
         policy: RestartPolicy | None = None,
-        spawn: SpawnFunc = spawn_process,
-        waitpid: Callable[[int, int], tuple[int, int]] = os.waitpid,
-        kill: Callable[[int, int], None] = os.kill,
-        clock: Callable[[], float] = time.monotonic,
-        rss: Callable[[int], int | None] = memory.rss,
+        system: System | None = None,
         notifier: Notifier | None = None,
         env: Mapping[str, str] | None = None,
         stderr: TextIO | None = None,
@@ -94,66 +70,36 @@ class Arbiter:
         self.pool_name = pool_name or f"{socket.gethostname()}.{os.getpid()}"
         self.name_base = name_base or self.pool_name
         self.worker_argv = worker_argv
-        self.recover_argv = recover_argv
         self.reload_settings = reload_settings
         self.policy = policy or RestartPolicy()
-        self._spawn, self._waitpid, self._kill = spawn, waitpid, kill
-        self.clock, self._rss = clock, rss
+        self.system = system = system or System()
+        self.clock = system.clock
+        self.health = Health(system.rss)
         self.notifier = notifier or Notifier({})
+        self.reporter = Reporter(self.notifier, self.pool_name)
         base_env = os.environ if env is None else env
         self.env = {k: v for k, v in base_env.items() if k not in SYSTEMD_ENV}
         self.out = stderr or sys.stderr
 
         self.children: dict[int, Child] = {}
-        self.recoveries: dict[int, Recovery] = {}
+        self.recoveries = Recoveries(recover_argv, system.spawn, system.kill, self.env)
         self.generations: dict[int, int] = {}
         self.done_slots: set[int] = set()  # burst mode: slots whose worker finished
-        self.sig_queue: list[int] = []
+        self.signals = SignalQueue()
         self.stopping = False
         self.cold = False
         self.exit_code = EXIT_OK
         self.reason: str | None = None
         self.spawn_after = 0.0
-        self.ready_sent = False
         self.restarts = 0
-        self.last_status = ""
-        self.next_memory_check = 0.0
-        self.next_watchdog = 0.0
         self.heartbeats: HeartbeatDir | None = None
-        self.pipe: tuple[int, int] | None = None
-        self._old_handlers: dict[int, object] = {}
         self.reload = RollingReload(self)
 
     # -- signals -----------------------------------------------------------
 
-    def init_signals(self) -> None:
-        """Install the handlers; each only queues the signal and wakes the loop."""
-        self._ensure_pipe()
-        for sig in (*self.SIGNALS, signal.SIGCHLD):
-            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
-
-    def restore_signals(self) -> None:
-        """Put back the handlers that were there before ``init_signals``."""
-        for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
-        self._old_handlers.clear()
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        # No work here: the handler may interrupt the loop anywhere.
-        if signum != signal.SIGCHLD and len(self.sig_queue) < 5:
-            self.sig_queue.append(signum)
-        self.wakeup()
-
-    def wakeup(self) -> None:
-        """Write a byte to the self-pipe so ``select`` returns."""
-        if self.pipe is not None:
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self.pipe[1], b".")
-
     def dispatch_signals(self) -> None:
         """Run ``handle_<name>`` for each queued signal, oldest first."""
-        while self.sig_queue:
-            signum = self.sig_queue.pop(0)
+        while (signum := self.signals.pop()) is not None:
             name = signal.Signals(signum).name[3:].lower()
             log.info("received SIG%s", name.upper())
             getattr(self, f"handle_{name}")()
@@ -194,7 +140,7 @@ class Arbiter:
 
     def run(self) -> int:
         """Start the workers, supervise them until stopped; return the exit code."""
-        self.init_signals()
+        self.signals.install(self.SIGNALS)
         try:
             self.start()
             while not self.finished():
@@ -208,7 +154,6 @@ class Arbiter:
                 if child.terms_sent == 0:
                     self._term(child)
         finally:
-            self.restore_signals()
             self.close()
         if self.reason:
             log.error("geventq pool: exiting with code %d: %s", self.exit_code, self.reason)
@@ -218,7 +163,6 @@ class Arbiter:
 
     def start(self) -> None:
         """Create the heartbeat directory and start the first workers."""
-        self._ensure_pipe()
         self.heartbeats = HeartbeatDir()
         log.info("pool %s starting %d workers", self.pool_name, self.target)
         self.manage(self.clock())
@@ -236,38 +180,22 @@ class Arbiter:
 
     def finished(self) -> bool:
         """True when no worker is left and none will be started."""
-        if self.children:
-            return False
-        if self.stopping:
-            return True
-        return self.settings.burst and self.done_slots.issuperset(range(self.target))
+        burst_done = self.settings.burst and self.done_slots.issuperset(range(self.target))
+        return not self.children and (self.stopping or burst_done)
 
     def next_timeout(self, now: float) -> float:
         """Sleep until the next thing due, at most ``TICK``."""
-        due = [now + self.TICK, self.next_watchdog if self.notifier.watchdog_interval else None]
+        due = [now + self.TICK, self.reporter.next_due()]
         if self.spawn_after > now:
             due.append(self.spawn_after)
-        due += [c.stop_deadline for c in self.children.values()]
-        due += [r.deadline for r in self.recoveries.values()]
+        due += [c.stop_deadline for c in self.children.values() if not c.killed]
+        due += self.recoveries.deadlines()
         return max(0.01, min(d for d in due if d is not None) - now)
 
     def sleep(self, timeout: float) -> None:
         """Wait on the self-pipe and the workers' stderr; copy what they wrote."""
-        by_fd = {c.process.stderr_fd: c for c in self.children.values() if c.process.stderr_fd}
-        assert self.pipe is not None
-        try:
-            ready, _, _ = select.select([self.pipe[0], *by_fd], [], [], timeout)
-        except OSError as exc:  # EINTR is retried by Python itself (PEP 475)
-            if exc.errno != errno.EBADF:
-                raise
-            return
-        for fd in ready:
-            if fd == self.pipe[0]:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(fd, 4096):
-                        pass
-            elif not pump_stderr(by_fd[fd], self.out):
-                by_fd[fd].process.close()
+        if wait_for_output(self.signals.fd, self.children.values(), timeout, self.out):
+            self.signals.drain()
 
     # -- children ----------------------------------------------------------
 
@@ -280,7 +208,7 @@ class Arbiter:
         heartbeat = self.heartbeats.create(name)
         env = dict(self.env, GEVENTQ_HEARTBEAT_FILE=heartbeat, GEVENTQ_POOL=self.pool_name)
         try:
-            process = self._spawn(self.worker_argv(name), env, True)
+            process = self.system.spawn(self.worker_argv(name), env, True)
         except OSError as exc:
             HeartbeatDir.remove(heartbeat)
             self._after_failure(f"cannot start worker {name}: {exc}", 0.0, now)
@@ -294,19 +222,15 @@ class Arbiter:
         """Collect every exited child without blocking."""
         while True:
             try:
-                pid, status = self._waitpid(-1, os.WNOHANG)
+                pid, status = self.system.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             if pid in self.children:
                 self.child_exited(self.children.pop(pid), status, now)
-            elif pid in self.recoveries:
-                recovery = self.recoveries.pop(pid)
-                recovery.process.reaped(status)
-                _, words = describe_exit(status)
-                level = logging.INFO if status == 0 else logging.WARNING
-                log.log(level, "recovery of %s's jobs %s", recovery.name, words)
+            else:
+                self.recoveries.reaped(pid, status)
 
     def child_exited(self, child: Child, status: int, now: float) -> None:
         """Decide what one exit means: nothing, a replacement, or the end."""
@@ -320,7 +244,7 @@ class Arbiter:
         if child.killed:
             what += f" after the launcher killed it: {child.killed}"
         if code < 0 or code not in (EXIT_OK, EXIT_BOOT_ERROR):
-            self.recover(child.name, now)  # its in-flight jobs would be lost otherwise
+            self.recoveries.start(child.name, now)  # its in-flight jobs would be lost otherwise
         if child.role == "retiring" or self.stopping:
             log.log(logging.INFO if code == 0 else logging.WARNING, "%s", what)
         elif code == EXIT_BOOT_ERROR:
@@ -356,36 +280,18 @@ class Arbiter:
     def murder(self, now: float) -> None:
         """SIGKILL workers whose heartbeat stopped or that overstay a stop."""
         for child in list(self.children.values()):
-            if child.killed:
-                continue
-            child.observe_beat(HeartbeatDir.mtime(child.heartbeat), now)
-            if child.beating and now - child.last_beat > self.settings.worker_timeout:
-                self.kill(child, f"no heartbeat for {now - child.last_beat:.1f}s "
-                          f"(WORKER_TIMEOUT={self.settings.worker_timeout:g})")
-            elif not child.beating and now - child.started > self.settings.boot_timeout:
-                self.kill(child, f"no heartbeat within {self.settings.boot_timeout:g}s of starting")
-            elif child.stop_deadline is not None and now >= child.stop_deadline:
-                self.kill(child, f"still running {self.settings.stop_timeout:g}s after SIGTERM")
-        for pid, recovery in self.recoveries.items():
-            if now >= recovery.deadline:
-                log.error("recovery of %s's jobs timed out; killing it", recovery.name)
-                recovery.deadline = float("inf")
-                with contextlib.suppress(ProcessLookupError):
-                    self._kill(pid, signal.SIGKILL)
+            why = None if child.killed else self.health.why_kill(child, self.settings, now)
+            if why:
+                self.kill(child, why)
+        self.recoveries.check(now)
 
     def check_memory(self, now: float) -> None:
         """Warm-stop (and so replace) a worker whose RSS passed MAX_MEMORY."""
-        limit = self.settings.max_memory
-        if not limit or self.stopping or now < self.next_memory_check:
+        if self.stopping:
             return
-        self.next_memory_check = now + self.MEMORY_INTERVAL
-        for child in list(self.children.values()):
-            if child.role == "retiring" or child.killed:
-                continue
-            size = self._rss(child.pid)
-            if size is not None and size > limit:
-                self.retire(child, now, f"RSS {memory.format_size(size)} over MAX_MEMORY "
-                            f"{memory.format_size(limit)}")
+        children = list(self.children.values())
+        for child, why in self.health.over_memory(children, self.settings.max_memory, now):
+            self.retire(child, now, why)
 
     def manage(self, now: float) -> None:
         """Bring the number of workers to the target; advance a rolling reload."""
@@ -424,24 +330,12 @@ class Arbiter:
         log.warning("killing worker %s (pid %d): %s", child.name, child.pid, why)
         child.killed = why
         with contextlib.suppress(ProcessLookupError):
-            self._kill(child.pid, signal.SIGKILL)
+            self.system.kill(child.pid, signal.SIGKILL)
 
     def _term(self, child: Child) -> None:
         child.terms_sent += 1
         with contextlib.suppress(ProcessLookupError):
-            self._kill(child.pid, signal.SIGTERM)
-
-    def recover(self, name: str, now: float) -> None:
-        """Start ``geventq recover --worker NAME``; it is reaped like a child."""
-        if self.recover_argv is None:
-            return
-        try:
-            process = self._spawn(self.recover_argv(name), self.env, False)
-        except OSError as exc:
-            log.error("cannot start the recovery of %s's jobs: %s", name, exc)
-            return
-        self.recoveries[process.pid] = Recovery(name, process, now + self.RECOVER_TIMEOUT)
-        log.info("recovering the in-flight jobs of %s (pid %d)", name, process.pid)
+            self.system.kill(child.pid, signal.SIGTERM)
 
     def wait_recoveries(self) -> None:
         """Before exiting, let running recoveries finish (each has a deadline)."""
@@ -485,7 +379,7 @@ class Arbiter:
     # -- reporting ---------------------------------------------------------
 
     def report(self, now: float) -> None:
-        """Keep the title, the log, STATUS, READY and the watchdog current."""
+        """Keep the log, the title, STATUS, READY and the watchdog current."""
         up = sum(1 for c in self.children.values() if c.role == "active" and c.beating)
         status = f"{up}/{self.target} workers up"
         if self.restarts:
@@ -493,19 +387,7 @@ class Arbiter:
         status += self.reload.status()
         if self.stopping:
             status = f"stopping, {len(self.children)} workers left"
-        if status != self.last_status:
-            self.last_status = status
-            log.info("pool %s: %s", self.pool_name, status)
-            set_title(f"geventq pool {self.pool_name}: {status}")
-            if self.ready_sent:
-                self.notifier.status(status)
-        if not self.ready_sent and not self.stopping and up >= self.target:
-            self.ready_sent = True
-            self.notifier.ready(status)
-        interval = self.notifier.watchdog_interval
-        if interval and now >= self.next_watchdog and self.reason is None:
-            self.notifier.watchdog()
-            self.next_watchdog = now + interval
+        self.reporter.update(now, status, up >= self.target, self.stopping, self.reason is None)
 
     def close(self) -> None:
         """Release the pipe, the stderr pipes and the heartbeat directory."""
@@ -513,12 +395,4 @@ class Arbiter:
             child.process.close()
         if self.heartbeats is not None:
             self.heartbeats.cleanup()
-        if self.pipe is not None:
-            for fd in self.pipe:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self.pipe = None
-
-    def _ensure_pipe(self) -> None:
-        if self.pipe is None:
-            self.pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.signals.close()

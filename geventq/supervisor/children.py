@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -206,3 +208,22 @@ def describe_exit(status: int) -> tuple[int, str]:
             name = f"signal {-code}"
         return code, f"was killed by {name}"
     return code, f"exited with code {code}"
+
+
+def wait_for_output(wake_fd: int, children: Iterable[Child], timeout: float, out: TextIO) -> bool:
+    """Sleep until ``wake_fd`` is readable, a child writes to stderr, or timeout.
+
+    What children wrote is copied to ``out``; a stderr pipe at end of file is
+    closed. Returns True if ``wake_fd`` (the self-pipe) is readable.
+    """
+    by_fd = {c.process.stderr_fd: c for c in children if c.process.stderr_fd is not None}
+    try:
+        ready, _, _ = select.select([wake_fd, *by_fd], [], [], timeout)
+    except OSError as exc:  # EINTR is retried by Python itself (PEP 475)
+        if exc.errno != errno.EBADF:
+            raise
+        return False
+    for fd in ready:
+        if fd != wake_fd and not pump_stderr(by_fd[fd], out):
+            by_fd[fd].process.close()
+    return wake_fd in ready

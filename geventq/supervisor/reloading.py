@@ -80,7 +80,7 @@ class RollingReload:
         if self.active:
             self.active = False
             log.info("reload done")
-            self.arbiter.notifier.ready(self.arbiter.last_status or None)
+            self.arbiter.reporter.reloaded()
 
     def status(self) -> str:
         """A suffix for STATUS and the log while a reload runs."""
