@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class RestartPolicy:
-    """Exponential back-off for workers that die right after they start.
+    """Exponential back-off for workers that die again and again right after start.
 
     A worker that ran for at least ``start_window`` seconds proves the setup
     works, so its exit resets the count; a clean exit (code 0) also resets it.
@@ -28,7 +28,9 @@ class RestartPolicy:
             self.failures = 0
             return 0.0
         self.failures += 1
-        return min(self.base_delay * 2 ** (self.failures - 1), self.max_delay)
+        if self.failures == 1:
+            return 0.0  # one crash is not a pattern: replace it at once
+        return min(self.base_delay * 2 ** (self.failures - 2), self.max_delay)
 
     @property
     def gave_up(self) -> bool:
