@@ -77,16 +77,22 @@ class Ending:
 
 
 def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
-             endings: Sequence[Ending]) -> None:
-    """End many started jobs in one round trip (more only for jobs with dependents)."""
+             endings: Sequence[Ending], extra_commands: Sequence[tuple] = ()) -> None:
+    """End many started jobs in one round trip (more only for jobs with dependents).
+
+    ``extra_commands`` (e.g. the worker's counters) ride along in the same pipeline.
+    """
     pending = list(endings)
     while pending:
         batch = scripts.ScriptBatch()
         for ending in pending:
             batch.add("end", *_end_call(keys, worker_name, ending))
+        for command in extra_commands:
+            batch.command(*command)
+        extra_commands = ()
         stale = []
         for ending, reply in zip(pending, batch.execute(connection)):
-            if as_str(reply[0]) == "dependents":
+            if isinstance(reply, list) and as_str(reply[0]) == "dependents":
                 stale.append((ending, [as_str(i) for i in reply[1]]))
         pending = _with_dependents(connection, keys, stale)
 
@@ -152,3 +158,45 @@ def requeue_started(connection: redis.Redis, keys: Keys, owner: str, job_id: str
         keys.registry("failed", queue_name), keys.waiters(job_id), keys.done(job_id),
     ], [job_id, queue_name, repr(now()), max_requeues, failure_ttl, reason])
     return as_str(reply[0])
+
+
+def recover_worker(connection: redis.Redis, keys: Keys, worker_name: str,
+                   max_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES) -> dict[str, str]:
+    """Put the in-flight jobs of a dead worker back (or fail them); forget the worker.
+
+    Returns {job id: outcome}. Any number of recoverers may race: each job is
+    acted on by exactly one of them.
+    """
+    ids = [as_str(i) for i in connection.smembers(keys.worker_jobs(worker_name))]
+    pipe = connection.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hget(keys.job(job_id), "origin")
+    outcomes = {}
+    for job_id, origin in zip(ids, pipe.execute()):
+        outcomes[job_id] = requeue_started(
+            connection, keys, worker_name, job_id, as_str(origin) or "", max_requeues=max_requeues,
+            reason=f"abandoned: worker {worker_name} died while running the job, and the job "
+                   f"had already been requeued {max_requeues} time(s)")
+    pipe = connection.pipeline(transaction=True)
+    pipe.delete(keys.worker(worker_name))
+    pipe.srem(keys.workers, worker_name)
+    pipe.execute()
+    return outcomes
+
+
+def dead_workers(connection: redis.Redis, keys: Keys) -> list[str]:
+    """Registered workers whose heartbeat key has lapsed."""
+    names = [as_str(n) for n in connection.smembers(keys.workers)]
+    pipe = connection.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(keys.worker(name))
+    return [name for name, alive in zip(names, pipe.execute()) if not alive]
+
+
+def recover_dead_workers(connection: redis.Redis, keys: Keys,
+                         max_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES) -> dict[str, str]:
+    """Recover the jobs of every worker whose heartbeat lapsed."""
+    outcomes: dict[str, str] = {}
+    for name in dead_workers(connection, keys):
+        outcomes.update(recover_worker(connection, keys, name, max_requeues))
+    return outcomes

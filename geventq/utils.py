@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import random
 import re
 import time
 from datetime import datetime, timezone
@@ -99,3 +100,8 @@ def redact_url(url: str | None) -> str | None:
     if not url:
         return url
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def backoff_delay(attempt: int, base: float = 0.1, cap: float = 30.0) -> float:
+    """Exponential back-off with jitter for the ``attempt``-th retry (1-based)."""
+    return min(cap, base * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)

@@ -1,0 +1,22 @@
+"""``geventq worker``."""
+
+from __future__ import annotations
+
+import sys
+
+from . import main
+from .options import worker_options
+
+
+@main.command("worker")
+@worker_options
+def worker(config: str | None, **values) -> None:
+    """Start a worker on QUEUES (default: default), in priority order."""
+    # First thing, before redis, ssl or any user module is imported.
+    from ..green.patch import patch
+
+    patch()
+    from ..worker.runner import run_worker
+    from .options import resolve_settings
+
+    sys.exit(run_worker(lambda: resolve_settings(config, values)))

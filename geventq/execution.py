@@ -1,0 +1,92 @@
+"""Running one job and deciding how it ended; shared by every kind of worker.
+
+A worker supplies the death penalty (how a timeout is enforced: a
+``gevent.Timeout``, SIGALRM, or a killed child process); the rest — current
+job, result serialization, traceback, exception handlers, the ``Ending`` —
+is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, ContextManager
+
+from .context import reset_current_job, set_current_job
+from .exceptions import ShutdownRequested, StopRequested
+from .job import Job
+from .lifecycle import Ending
+
+logger = logging.getLogger("geventq.worker")
+
+# handler(job, exc_type, exc_value, traceback) -> False stops the chain
+ExceptionHandler = Callable[[Job, type, BaseException, Any], Any]
+DeathPenalty = Callable[[Job], ContextManager]
+
+
+def no_death_penalty(job: Job) -> ContextManager:
+    """For workers that enforce timeouts elsewhere (or not at all)."""
+    return contextlib.nullcontext()
+
+
+def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
+            exception_handlers: Sequence[ExceptionHandler] = ()) -> Ending:
+    """Run ``job`` and return how it ended.
+
+    ``ShutdownRequested`` propagates: the caller puts the job back on its queue.
+    """
+    started = time.monotonic()
+    token = set_current_job(job)
+    try:
+        try:
+            with death_penalty(job):
+                result = job.func(*job.args, **job.kwargs)
+        finally:
+            reset_current_job(token)
+        payload = serialize_result(job, result)
+    except ShutdownRequested:
+        raise
+    except StopRequested:
+        return _log_end(job, Ending(job, "stopped", "stopped: geventq stop was requested"),
+                        started)
+    except BaseException:  # a timeout, sys.exit() in a job: each fails the job
+        exc_info = sys.exc_info()
+        text = "".join(traceback.format_exception(*exc_info))
+        run_exception_handlers(job, exc_info, exception_handlers)
+        return _log_end(job, Ending(job, "failed", text), started)
+    return _log_end(job, Ending(job, "finished", payload), started)
+
+
+def serialize_result(job: Job, result: Any) -> bytes:
+    """The stored form of a return value; a value that cannot be stored fails the job."""
+    try:
+        return job.serializer.dumps(result)
+    except Exception as exc:
+        raise TypeError(f"the return value of {job.func_name} cannot be serialized with "
+                        f"{job.serializer.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def run_exception_handlers(job: Job, exc_info: tuple, handlers: Sequence[ExceptionHandler]) -> None:
+    """Run handlers in order until one returns False; a raising handler is logged."""
+    for handler in handlers:
+        try:
+            if handler(job, *exc_info) is False:
+                break
+        except Exception:
+            logger.exception("exception handler %r failed on job %s", handler, job.id)
+
+
+def _log_end(job: Job, ending: Ending, started: float) -> Ending:
+    elapsed = time.monotonic() - started
+    ending.extra["duration"] = f"{elapsed:.6f}"
+    if ending.outcome == "finished":
+        logger.info("job %s %s finished in %.3f s", job.id, job.func_name, elapsed)
+    else:
+        first = ending.payload.strip().splitlines()[-1] if ending.payload else ""
+        logger.info("job %s %s %s after %.3f s: %s", job.id, job.func_name, ending.outcome,
+                    elapsed, first)
+    return ending

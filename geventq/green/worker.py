@@ -1,0 +1,303 @@
+"""``GeventWorker``: hundreds of jobs at once in one process, on greenlets.
+
+One main greenlet claims jobs in batches (never more than there are free
+slots) and spawns a greenlet per job under a ``gevent.Timeout``; a finisher
+greenlet writes the endings of many jobs in one pipeline. The Redis work per
+job is therefore a fraction of a round trip when the worker is busy. An idle
+worker blocks on the queues' wake tokens (BLPOP): no polling, and a new job
+is picked up as soon as it is enqueued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import gevent
+import redis
+from gevent.event import Event
+
+from .. import lifecycle
+from ..connection import clone_connection
+from ..defaults import DEFAULT_CONCURRENCY
+from ..exceptions import ShutdownRequested, StopRequested
+from ..execution import execute
+from ..job import Job
+from ..lifecycle import Ending
+from ..utils import as_str, backoff_delay
+from ..worker.base import Worker, WorkerState
+from ..worker.heartbeat import HeartbeatThread
+from .timeouts import gevent_death_penalty
+
+logger = logging.getLogger("geventq.worker")
+
+_IDLE_BLOCK = 1.0  # seconds an idle worker blocks on the wake tokens per call
+_SUSPEND_CHECK = 1.0  # seconds between looks at the suspend flag
+
+
+class GeventWorker(Worker):
+    """Runs up to ``concurrency`` jobs at once, each in its own greenlet."""
+
+    death_penalty = staticmethod(gevent_death_penalty)
+
+    def __init__(self, queues: Any = ("default",), concurrency: int = DEFAULT_CONCURRENCY,
+                 **kwargs: Any) -> None:
+        super().__init__(queues, **kwargs)
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+        self.concurrency = concurrency
+        self._running: dict[str, gevent.Greenlet] = {}
+        self._endings: list[Ending] = []
+        self._endings_ready = Event()
+        self._flushing = False
+        self._slot_free = Event()
+        self._stopping = Event()  # warm shutdown asked
+        self._cold = False
+        self._suspended = False
+        self._suspend_checked = 0.0
+        self._claimed = 0
+        self._signals = 0
+        self._redis_failures = 0
+        self._heartbeat: HeartbeatThread | None = None
+        self._background: list[gevent.Greenlet] = []
+
+    # -- public control ----------------------------------------------------
+    def request_stop(self, cold: bool = False) -> None:
+        """Warm shutdown (finish running jobs), or cold (requeue them now)."""
+        self._stopping.set()
+        if cold:
+            self._cold = True
+        self._slot_free.set()
+
+    def stop_job(self, job_id: str) -> bool:
+        """Stop one running job of this worker; True if it was running here."""
+        greenlet = self._running.get(job_id)
+        if greenlet is None:
+            return False
+        greenlet.kill(StopRequested(f"job {job_id} stopped on request"), block=False)
+        return True
+
+    # -- the main loop -------------------------------------------------------
+    def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
+        """Run jobs until stopped (or, in burst mode, until the queues are empty).
+
+        Returns True when at least one job was run.
+        """
+        self.register(concurrency=self.concurrency, mode="gevent")
+        self._start_background()
+        try:
+            self._loop(burst, max_jobs)
+            self._drain()
+        finally:
+            self._stop_background()
+            self.unregister()
+        return self._claimed > 0
+
+    def _loop(self, burst: bool, max_jobs: int | None) -> None:
+        wake_keys = [self.keys.wake(name) for name in self.queue_names]
+        while not self._stopping.is_set():
+            if max_jobs is not None and self._claimed >= max_jobs:
+                return
+            if self._check_suspended():
+                self._stopping.wait(_SUSPEND_CHECK)
+                continue
+            free = self.concurrency - len(self._running)
+            if max_jobs is not None:
+                free = min(free, max_jobs - self._claimed)
+            if free <= 0:
+                self._slot_free.clear()
+                self._slot_free.wait()
+                gevent.sleep(0)  # let the other jobs ending in this loop turn free their slots
+                continue
+            if self._claim(free):
+                continue
+            if burst:
+                if not self._running and not self._endings and not self._flushing:
+                    return
+                self._slot_free.clear()
+                self._slot_free.wait(0.05)  # a finishing job may release dependents
+            else:
+                self._wait_for_work(wake_keys)
+
+    def _claim(self, count: int) -> int:
+        """Claim and start up to ``count`` jobs; returns how many were claimed."""
+        try:
+            claimed = lifecycle.claim(self.connection, self.keys, self.queue_names, self.name,
+                                      count)
+            if not claimed:
+                return 0
+            jobs = lifecycle.start(self.connection, self.keys, self.name, claimed,
+                                   job_class=self.job_class, serializer=self.serializer)
+        except redis.ConnectionError as exc:
+            self._backoff("claim", exc)
+            return 0
+        self._redis_failures = 0
+        self._claimed += len(claimed)
+        for job in jobs:
+            self._running[job.id] = gevent.spawn(self._run_job, job)
+            logger.info("job %s %s started", job.id, job.func_name)
+        return len(claimed)
+
+    def _wait_for_work(self, wake_keys: list[str]) -> None:
+        try:
+            self.connection.blpop(wake_keys, timeout=_IDLE_BLOCK)
+        except redis.ConnectionError as exc:
+            self._backoff("waiting for jobs", exc)
+
+    def _backoff(self, what: str, exc: Exception) -> None:
+        self._redis_failures += 1
+        delay = backoff_delay(self._redis_failures)
+        logger.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
+                       type(exc).__name__, delay)
+        self._stopping.wait(delay)
+
+    def _check_suspended(self) -> bool:
+        moment = time.monotonic()
+        if moment - self._suspend_checked >= _SUSPEND_CHECK:
+            self._suspend_checked = moment
+            try:
+                suspended = self.is_suspended()
+            except redis.ConnectionError:
+                return self._suspended
+            if suspended != self._suspended:
+                self._suspended = suspended
+                logger.info("worker %s %s", self.name, "suspended" if suspended else "resumed")
+        return self._suspended
+
+    # -- one job ---------------------------------------------------------------
+    def _run_job(self, job: Job) -> None:
+        try:
+            ending = execute(job, self.death_penalty, self.exception_handlers)
+        except ShutdownRequested:
+            self._return_to_queue(job)
+            ending = None
+        except gevent.GreenletExit:
+            self._return_to_queue(job)
+            ending = None
+        if ending is not None:
+            self._endings.append(ending)
+            self._endings_ready.set()
+        del self._running[job.id]
+        self._slot_free.set()
+
+    def _return_to_queue(self, job: Job) -> None:
+        reason = f"shutdown: worker {self.name} stopped while the job ran, and the job had " \
+                 f"already been requeued {self.max_abandoned_requeues} time(s)"
+        outcome = lifecycle.requeue_started(
+            self.connection, self.keys, self.name, job.id, job.origin, reason,
+            max_requeues=self.max_abandoned_requeues)
+        logger.warning("job %s %s interrupted by shutdown: %s", job.id, job.func_name,
+                       "put back on its queue" if outcome == "queued" else outcome)
+
+    # -- background greenlets and threads ----------------------------------------
+    def _start_background(self) -> None:
+        self._heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
+        self._heartbeat.start()
+        self._background = [gevent.spawn(self._finisher), gevent.spawn(self._listen_for_stops)]
+        heartbeat_file = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
+        if heartbeat_file:
+            self._background.append(gevent.spawn(self._touch_heartbeat_file, heartbeat_file))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self._on_signal, signum)
+
+    def _stop_background(self) -> None:
+        if self._heartbeat:
+            self._heartbeat.stop()
+        gevent.killall(self._background, block=True, timeout=2)
+
+    def _beat(self) -> None:
+        # runs in a native thread: it gets a connection of its own
+        if not hasattr(self, "_beat_connection"):
+            self._beat_connection = clone_connection(self.connection)
+        state = WorkerState.SUSPENDED if self._suspended else (
+            WorkerState.BUSY if self._running else WorkerState.IDLE)
+        self.heartbeat(self._beat_connection, state=state)
+
+    def _touch_heartbeat_file(self, path: str) -> None:
+        while True:
+            try:
+                os.utime(path)
+            except OSError:
+                pass
+            gevent.sleep(1.0)
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            logger.info("worker %s got %s: warm shutdown, %d job(s) running", self.name,
+                        signal.Signals(signum).name, len(self._running))
+            self.request_stop()
+        else:
+            logger.warning("worker %s got %s again: cold shutdown", self.name,
+                           signal.Signals(signum).name)
+            self.request_stop(cold=True)
+
+    def _listen_for_stops(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.keys.stop_channel())
+                attempt = 0
+                for message in pubsub.listen():
+                    job_id = as_str(message.get("data"))
+                    if self.stop_job(job_id):
+                        logger.info("job %s stopped on request", job_id)
+            except redis.ConnectionError:
+                attempt += 1
+                gevent.sleep(backoff_delay(attempt))
+
+    # -- writing endings -------------------------------------------------------------
+    def _finisher(self) -> None:
+        while True:
+            self._endings_ready.wait()
+            self._endings_ready.clear()
+            while self._endings:
+                batch, self._endings = self._endings, []
+                self._flushing = True
+                try:
+                    self._write_endings(batch)
+                finally:
+                    self._flushing = False
+                    self._slot_free.set()
+
+    def _write_endings(self, batch: list[Ending]) -> None:
+        """Write endings and counters; retry until Redis takes them."""
+        ok = sum(1 for e in batch if e.outcome == "finished")
+        working = sum(float(e.extra.get("duration", 0)) for e in batch)
+        counters = [("HINCRBY", self.key, "successful", ok),
+                    ("HINCRBY", self.key, "failed", len(batch) - ok),
+                    ("HINCRBYFLOAT", self.key, "working_time", f"{working:.6f}")]
+        attempt = 0
+        while True:
+            try:
+                lifecycle.end_jobs(self.connection, self.keys, self.name, batch,
+                                   extra_commands=counters)
+                return
+            except redis.ConnectionError as exc:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                logger.warning("could not record %d ended job(s) (%s); retrying in %.1f s",
+                               len(batch), type(exc).__name__, delay)
+                gevent.sleep(delay)
+
+    # -- shutdown -----------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Let running jobs finish (up to the grace period), then requeue the rest."""
+        if self._running and not self._cold:
+            logger.info("waiting up to %s s for %d running job(s)", self.shutdown_grace,
+                        len(self._running))
+            deadline = time.monotonic() + self.shutdown_grace
+            while self._running and not self._cold and time.monotonic() < deadline:
+                self._slot_free.clear()
+                self._slot_free.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+        if self._running:
+            logger.warning("cold shutdown: putting %d running job(s) back", len(self._running))
+            gevent.killall(list(self._running.values()), ShutdownRequested, block=True,
+                           timeout=10)
+        while self._endings or self._flushing:
+            self._endings_ready.set()
+            gevent.sleep(0.01)

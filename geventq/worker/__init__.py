@@ -1,0 +1,1 @@
+"""Workers: the shared base, SimpleWorker, and how the CLI builds one."""

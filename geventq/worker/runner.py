@@ -1,0 +1,150 @@
+"""Building and running a worker from settings (what ``geventq worker`` does)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from ..connection import connection_from_settings, describe_connection
+from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
+from ..exceptions import ConfigError
+from ..utils import backoff_delay, import_attribute, redact_url
+
+logger = logging.getLogger("geventq.worker")
+
+
+def run_worker(load_settings: Callable[[], dict]) -> int:
+    """Build the worker the settings describe, run it, return the exit code.
+
+    Configuration problems print one line naming the problem and return
+    ``EXIT_BOOT_ERROR`` (the launcher does not restart-storm on those).
+    """
+    try:
+        settings = load_settings()
+        setup_logging(settings.get("LOGGING_LEVEL") or "INFO")
+        connection = connection_from_settings(settings)
+        worker = build_worker(settings, connection)
+    except (ConfigError, ValueError, ImportError, AttributeError, TypeError) as exc:
+        print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
+        return EXIT_BOOT_ERROR
+    if not wait_for_redis(connection, no_wait=bool(settings.get("NO_WAIT"))):
+        return EXIT_BOOT_ERROR
+    try:
+        worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
+    except redis.AuthenticationError as exc:
+        print(f"geventq worker: Redis refused the credentials: {exc}", file=sys.stderr)
+        return EXIT_BOOT_ERROR
+    except Exception:
+        logger.exception("worker %s crashed", worker.name)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def setup_logging(level: str) -> None:
+    """One line per record on stderr, at the configured level."""
+    numeric = logging.getLevelName(str(level).upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"unknown logging level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
+    logging.basicConfig(level=numeric, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def build_worker(settings: dict, connection: redis.Redis) -> Any:
+    """Instantiate WORKER_CLASS with the settings it accepts."""
+    from .base import Worker
+
+    worker_class = settings.get("WORKER_CLASS") or "geventq.GeventWorker"
+    if isinstance(worker_class, str):
+        try:
+            worker_class = import_attribute(worker_class)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"cannot import worker class {settings['WORKER_CLASS']!r}: {exc}")
+    if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
+        raise ConfigError(f"worker class must be a subclass of geventq.Worker, got {worker_class!r}")
+    handlers = list(settings.get("EXCEPTION_HANDLERS") or [])
+    dsn = settings.get("SENTRY_DSN")
+    if dsn:
+        handlers.append(sentry_handler(dsn))
+    kwargs = dict(
+        queues=settings.get("QUEUES") or ["default"], connection=connection,
+        name=settings.get("NAME"), job_class=settings.get("JOB_CLASS"),
+        queue_class=settings.get("QUEUE_CLASS"), exception_handlers=handlers,
+        serializer=settings.get("SERIALIZER"), prefix=settings.get("PREFIX"),
+        heartbeat_interval=settings.get("HEARTBEAT_INTERVAL"),
+        shutdown_grace=settings.get("SHUTDOWN_GRACE"),
+        max_abandoned_requeues=settings.get("MAX_ABANDONED_REQUEUES"),
+        concurrency=settings.get("CONCURRENCY"), fork_queues=settings.get("FORK_QUEUES"),
+        fork_concurrency=settings.get("FORK_CONCURRENCY"), mode=settings.get("MODE"),
+        max_blocking_time=settings.get("MAX_BLOCKING_TIME"),
+        with_scheduler=settings.get("WITH_SCHEDULER"), periodic=settings.get("PERIODIC"),
+    )
+    accepted = _accepted_parameters(worker_class)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None and (accepted is None or k in accepted)}
+    for key in ("FORK_QUEUES", "WITH_SCHEDULER", "PERIODIC"):
+        name = key.lower()
+        if settings.get(key) and accepted is not None and name not in accepted and (
+                key != "FORK_QUEUES" or settings.get("MODE") == "fork"):
+            raise ConfigError(f"{worker_class.__name__} does not support {key}")
+    logger.debug("connecting to %s", describe_connection(connection))
+    return worker_class(**kwargs)
+
+
+def _accepted_parameters(cls: type) -> set[str] | None:
+    """Keyword names the class's __init__ chain takes (None: it takes **kwargs everywhere)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names |= {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return names
+    return names
+
+
+def sentry_handler(dsn: str) -> Callable:
+    """An exception handler reporting to Sentry (needs the optional sentry-sdk)."""
+    try:
+        import sentry_sdk
+    except ImportError:
+        raise ConfigError("SENTRY_DSN is set but sentry-sdk is not installed: "
+                          "pip install 'geventq[sentry]'") from None
+    sentry_sdk.init(dsn=dsn)
+
+    def report(job, exc_type, exc_value, tb):
+        with sentry_sdk.push_scope() as scope:
+            scope.set_tag("geventq.job_id", job.id)
+            scope.set_tag("geventq.func", job.func_name)
+            sentry_sdk.capture_exception((exc_type, exc_value, tb))
+
+    return report
+
+
+def wait_for_redis(connection: redis.Redis, no_wait: bool) -> bool:
+    """PING until Redis answers, with back-off; with ``no_wait`` give up at once."""
+    where = describe_connection(connection)
+    attempt = 0
+    while True:
+        try:
+            connection.ping()
+            return True
+        except redis.AuthenticationError as exc:
+            print(f"geventq worker: Redis at {where} refused the credentials: {exc}",
+                  file=sys.stderr)
+            return False
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if no_wait:
+                print(f"geventq worker: cannot reach Redis at {where}: {exc}", file=sys.stderr)
+                return False
+            attempt += 1
+            delay = backoff_delay(attempt, base=0.5)
+            logger.warning("cannot reach Redis at %s (%s); retry %d in %.1f s", where, exc,
+                           attempt, delay)
+            time.sleep(delay)

@@ -1,0 +1,120 @@
+"""``SimpleWorker``: one job at a time, in the worker's own process.
+
+For tests and debugging. Timeouts use SIGALRM, so it must run in the main
+thread. It shares claiming, ending and shutdown rules with every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .. import lifecycle
+from ..connection import clone_connection
+from ..exceptions import JobTimeoutException, ShutdownRequested
+from ..execution import execute
+from ..job import Job
+from .base import Worker, WorkerState
+from .heartbeat import HeartbeatThread
+
+logger = logging.getLogger("geventq.worker")
+
+
+@contextlib.contextmanager
+def alarm_death_penalty(job: Job) -> Iterator[None]:
+    """Raise JobTimeoutException in the main thread when the job's time is up."""
+    if not job.timeout or job.timeout < 0:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise JobTimeoutException(f"job {job.id} ({job.func_name}) exceeded its timeout of "
+                                  f"{job.timeout} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, job.timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class SimpleWorker(Worker):
+    """Runs one job at a time in its own process."""
+
+    death_penalty = staticmethod(alarm_death_penalty)
+
+    def __init__(self, queues: Any = ("default",), **kwargs: Any) -> None:
+        super().__init__(queues, **kwargs)
+        self._stop_requested = 0
+        self._current: Job | None = None
+        self._jobs_run = 0
+
+    def request_stop(self, cold: bool = False) -> None:
+        self._stop_requested = 2 if cold else max(self._stop_requested, 1)
+
+    def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
+        """Run jobs one by one until stopped (or until the queues are empty in burst mode)."""
+        self.register(concurrency=1, mode="simple")
+        heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
+        heartbeat.start()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        wake_keys = [self.keys.wake(name) for name in self.queue_names]
+        try:
+            while not self._stop_requested:
+                if max_jobs is not None and self._jobs_run >= max_jobs:
+                    break
+                if self.is_suspended():
+                    time.sleep(1)
+                    continue
+                claimed = lifecycle.claim(self.connection, self.keys, self.queue_names,
+                                          self.name, 1)
+                if not claimed:
+                    if burst:
+                        break
+                    self.connection.blpop(wake_keys, timeout=1)
+                    continue
+                for job in lifecycle.start(self.connection, self.keys, self.name, claimed,
+                                           job_class=self.job_class, serializer=self.serializer):
+                    self._perform(job)
+                self._jobs_run += 1
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            heartbeat.stop()
+            self.unregister()
+        return self._jobs_run > 0
+
+    def _perform(self, job: Job) -> None:
+        self._current = job
+        try:
+            ending = execute(job, self.death_penalty, self.exception_handlers)
+        except ShutdownRequested:
+            lifecycle.requeue_started(self.connection, self.keys, self.name, job.id, job.origin,
+                                      f"shutdown: worker {self.name} stopped while the job ran",
+                                      max_requeues=self.max_abandoned_requeues)
+            return
+        finally:
+            self._current = None
+        ok = ending.outcome == "finished"
+        lifecycle.end_jobs(self.connection, self.keys, self.name, [ending], extra_commands=[
+            ("HINCRBY", self.key, "successful" if ok else "failed", 1),
+            ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))])
+
+    def _beat(self) -> None:
+        if not hasattr(self, "_beat_connection"):
+            self._beat_connection = clone_connection(self.connection)
+        state = WorkerState.BUSY if self._current else WorkerState.IDLE
+        self.heartbeat(self._beat_connection, state=state)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_requested += 1
+        if self._stop_requested >= 2 and self._current is not None:
+            raise ShutdownRequested(f"cold shutdown of worker {self.name}")
+        logger.info("worker %s: %s shutdown", self.name,
+                    "cold" if self._stop_requested >= 2 else "warm")
