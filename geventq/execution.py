@@ -14,7 +14,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
 
 from .context import reset_current_job, set_current_job
 from .exceptions import ShutdownRequested, StopRequested
