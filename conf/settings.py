@@ -1,0 +1,38 @@
+"""geventq settings: `geventq worker -c conf/settings.py` or `geventq pool -c ...`.
+
+Every key geventq reads is listed here with its default. Options given on the
+command line beat this file. Only UPPERCASE names are read.
+"""
+
+# --- Redis -----------------------------------------------------------------
+# A URL: redis://[user:password@]host:port/db, rediss:// for TLS, unix:///path.
+# Used when set; otherwise REDIS_HOST/PORT/DB/PASSWORD below. Default: $REDIS_URL,
+# else redis://localhost:6379/0.
+REDIS_URL = None
+# REDIS_HOST = "redis.example.com"
+# REDIS_PORT = 6379
+# REDIS_DB = 0
+# REDIS_USERNAME = None        # an ACL user
+# REDIS_PASSWORD = None        # never printed by geventq
+PREFIX = "geventq:"            # every key starts with this; "{geventq}:" for one cluster slot
+SERIALIZER = None              # None/"pickle" (trusts Redis), "json", or a dotted path
+
+# --- What to work on ----------------------------------------------------------
+QUEUES = ["default"]           # priority order: the first non-empty queue wins
+WORKER_CLASS = "geventq.GeventWorker"   # or "geventq.SimpleWorker", or your own
+JOB_CLASS = None               # dotted path of a Job subclass
+QUEUE_CLASS = None             # dotted path of a Queue subclass
+EXCEPTION_HANDLERS = []        # dotted paths: handler(job, exc_type, exc_value, tb); False stops the chain
+SENTRY_DSN = None              # report failures to Sentry (pip install 'geventq[sentry]')
+
+# --- How the worker runs --------------------------------------------------------
+CONCURRENCY = 100              # jobs at once in one GeventWorker (greenlets)
+BURST = False                  # run what is queued, then exit
+MAX_JOBS = None                # exit after this many jobs (the pool starts a fresh worker)
+NAME = None                    # worker name; default hostname.pid.random
+LOGGING_LEVEL = "INFO"         # INFO logs one line per job start/end; WARNING none
+NO_WAIT = False                # exit at once if Redis is down at start, instead of retrying
+HEARTBEAT_INTERVAL = 5         # seconds between heartbeats; a worker is dead after 3 missed
+SHUTDOWN_GRACE = 30            # seconds a warm shutdown lets running jobs finish
+MAX_ABANDONED_REQUEUES = 1     # times a job of a dead or cold-stopped worker is requeued before it fails
+DEFAULT_RESULT_TTL = 500       # seconds results are kept unless a job says otherwise
