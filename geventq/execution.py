@@ -35,7 +35,8 @@ def no_death_penalty(job: Job) -> ContextManager:
 
 
 def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
-            exception_handlers: Sequence[ExceptionHandler] = ()) -> Ending:
+            exception_handlers: Sequence[ExceptionHandler] = (),
+            default_result_ttl: int | None = None) -> Ending:
     """Run ``job`` and return how it ended.
 
     ``ShutdownRequested`` propagates: the caller puts the job back on its queue.
@@ -59,7 +60,10 @@ def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
         text = "".join(traceback.format_exception(*exc_info))
         run_exception_handlers(job, exc_info, exception_handlers)
         return _log_end(job, Ending(job, "failed", text), started)
-    return _log_end(job, Ending(job, "finished", payload), started)
+    ending = Ending(job, "finished", payload)
+    if default_result_ttl is not None:
+        ending.default_result_ttl = default_result_ttl
+    return _log_end(job, ending, started)
 
 
 def serialize_result(job: Job, result: Any) -> bytes:

@@ -68,11 +68,12 @@ class Ending:
     payload: bytes | str  # the serialized result, or the exc_info text
     extra: dict[str, Any] = field(default_factory=dict)  # more hash fields to write
     dependents: list[tuple[str, str]] = field(default_factory=list)  # (child id, child queue)
+    default_result_ttl: int = DEFAULT_RESULT_TTL  # the worker's, for jobs that set none
 
     @property
     def ttl(self) -> int:
         if self.outcome == "finished":
-            return self.job.result_ttl if self.job.result_ttl is not None else DEFAULT_RESULT_TTL
+            return self.default_result_ttl if self.job.result_ttl is None else self.job.result_ttl
         return self.job.failure_ttl or DEFAULT_FAILURE_TTL
 
 

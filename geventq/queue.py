@@ -63,8 +63,8 @@ class Queue:
         self.serializer = resolve_serializer(serializer)
         self.default_timeout = parse_timeout(default_timeout, name="default_timeout") \
             or DEFAULT_JOB_TIMEOUT
-        self.default_result_ttl = DEFAULT_RESULT_TTL if default_result_ttl is None else \
-            parse_ttl(default_result_ttl, name="default_result_ttl")
+        # None: the worker's DEFAULT_RESULT_TTL (500 s unless configured) applies
+        self.default_result_ttl = parse_ttl(default_result_ttl, name="default_result_ttl")
         self.is_async = is_async
         if isinstance(job_class, str):
             job_class = import_attribute(job_class)
@@ -242,7 +242,8 @@ class Queue:
             status, ttl, registry = "failed", job.failure_ttl, self.failed_job_registry
             job.exc_info = mapping["exc_info"] = traceback.format_exc()
         else:
-            status, ttl, registry = "finished", job.result_ttl, self.finished_job_registry
+            status, registry = "finished", self.finished_job_registry
+            ttl = DEFAULT_RESULT_TTL if job.result_ttl is None else job.result_ttl
             job._raw_result = mapping["result"] = job._dump("result", result)
             job._result = result
         ended = now()

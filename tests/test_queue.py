@@ -99,8 +99,10 @@ def test_queue_default_timeout(connection):
     assert Queue(connection=connection).enqueue(jobs.noop).timeout == 180
 
 
-def test_result_ttl_default_is_500(queue):
-    assert queue.enqueue(jobs.noop).result_ttl == 500
+def test_result_ttl_unset_means_the_workers_default(queue, connection):
+    assert queue.enqueue(jobs.noop).result_ttl is None
+    q = Queue("short", connection=connection, default_result_ttl=20)
+    assert q.enqueue(jobs.noop).result_ttl == 20
 
 
 @pytest.mark.parametrize("bad,error", [

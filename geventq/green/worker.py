@@ -170,7 +170,7 @@ class GeventWorker(Worker):
     # -- one job ---------------------------------------------------------------
     def _run_job(self, job: Job) -> None:
         try:
-            ending = execute(job, self.death_penalty, self.exception_handlers)
+            ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
         except ShutdownRequested:
             self._return_to_queue(job)
             ending = None

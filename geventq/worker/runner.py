@@ -79,6 +79,7 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
         heartbeat_interval=settings.get("HEARTBEAT_INTERVAL"),
         shutdown_grace=settings.get("SHUTDOWN_GRACE"),
         max_abandoned_requeues=settings.get("MAX_ABANDONED_REQUEUES"),
+        default_result_ttl=settings.get("DEFAULT_RESULT_TTL"),
         concurrency=settings.get("CONCURRENCY"), fork_queues=settings.get("FORK_QUEUES"),
         fork_concurrency=settings.get("FORK_CONCURRENCY"), mode=settings.get("MODE"),
         max_blocking_time=settings.get("MAX_BLOCKING_TIME"),

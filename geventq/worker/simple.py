@@ -93,7 +93,7 @@ class SimpleWorker(Worker):
     def _perform(self, job: Job) -> None:
         self._current = job
         try:
-            ending = execute(job, self.death_penalty, self.exception_handlers)
+            ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
         except ShutdownRequested:
             lifecycle.requeue_started(self.connection, self.keys, self.name, job.id, job.origin,
                                       f"shutdown: worker {self.name} stopped while the job ran",
