@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import redis
@@ -61,14 +62,24 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real `geventq worker` process, started the way users start it."""
+    """A real `geventq worker` process, started the way users start it.
 
-    def __init__(self, args: list[str], env: dict[str, str]):
+    Its output is read by a thread as it comes, so a test can wait for a line.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str], command: str = "worker"):
         self.args = args
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "geventq", "worker", *args], env=env, cwd=ROOT,
+            [sys.executable, "-m", "geventq", command, *args], env=env, cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._lines.append(line)
 
     @property
     def pid(self) -> int:
@@ -80,10 +91,18 @@ class WorkerProcess:
     def wait(self, timeout: float = 30) -> int:
         return self.proc.wait(timeout)
 
-    def output(self) -> str:
-        """Everything the worker printed (waits for it to exit)."""
-        out, _ = self.proc.communicate(timeout=30)
-        return out
+    def wait_for_output(self, text: str, timeout: float = 15) -> None:
+        """Block until the process has printed ``text``."""
+        from tests.helpers import wait_for
+
+        wait_for(lambda: text in "".join(self._lines), timeout=timeout,
+                 message=f"{text!r} in the output of geventq {' '.join(self.args)}")
+
+    def output(self, timeout: float = 30) -> str:
+        """Everything the process printed (waits for it to exit)."""
+        self.proc.wait(timeout)
+        self._reader.join(5)
+        return "".join(self._lines)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -107,5 +126,3 @@ def start_worker(redis_url):
     yield start
     for proc in started:
         proc.kill()
-        if proc.proc.stdout:
-            proc.proc.stdout.close()
