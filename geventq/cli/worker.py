@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from . import main
@@ -16,6 +17,9 @@ def worker(config: str | None, **values) -> None:
     from ..green.patch import patch
 
     patch()
+    # Like `rq worker`: job modules in the current directory are importable.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     from ..worker.runner import run_worker
     from .options import resolve_settings
 
