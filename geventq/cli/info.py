@@ -37,7 +37,7 @@ def render_info(connection: redis.Redis, keys: Keys, queue_names: list[str]) -> 
             current = w.current_job_ids
             extra = f"  blocked-hub events {rec['hub_blocked']}" if rec.get("hub_blocked") else ""
             lines.append(
-                f"{indent}{w.name:<30} {rec.get('state', '?'):<9} queues={','.join(w.queue_names)}"
+                f"{indent}{w.name:<30} {w.get_state():<9} queues={','.join(w.queue_names)}"
                 f"  running={len(current)}  ok={rec.get('successful', 0)}"
                 f"  failed={rec.get('failed', 0)}{extra}")
             for job_id in current[:20]:

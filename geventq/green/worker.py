@@ -30,6 +30,7 @@ from ..lifecycle import Ending
 from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
 from ..worker.heartbeat import HeartbeatThread
+from ..worker.recovery import DeadWorkerRecovery, lost_claims
 from .timeouts import gevent_death_penalty
 
 logger = logging.getLogger("geventq.worker")
@@ -62,7 +63,11 @@ class GeventWorker(Worker):
         self._signals = 0
         self._redis_failures = 0
         self._heartbeat: HeartbeatThread | None = None
+        self._recovery: DeadWorkerRecovery | None = None
         self._background: list[gevent.Greenlet] = []
+        self._writing: list[Ending] = []  # the endings the finisher is writing now
+        self._unstarted: list[tuple[str, str]] = []  # claimed; their start failed
+        self._next_self_check = 0.0
 
     # -- public control ----------------------------------------------------
     def request_stop(self, cold: bool = False) -> None:
@@ -104,6 +109,7 @@ class GeventWorker(Worker):
             if self._check_suspended():
                 self._stopping.wait(_SUSPEND_CHECK)
                 continue
+            self._check_lost_claims()
             free = self.concurrency - len(self._running)
             if max_jobs is not None:
                 free = min(free, max_jobs - self._claimed)
@@ -124,34 +130,60 @@ class GeventWorker(Worker):
 
     def _claim(self, count: int) -> int:
         """Claim and start up to ``count`` jobs; returns how many were claimed."""
+        claimed: list[tuple[str, str]] = []
         try:
-            claimed = lifecycle.claim(self.connection, self.keys, self.queue_names, self.name,
-                                      count)
+            claimed = self._unstarted or lifecycle.claim(
+                self.connection, self.keys, self.queue_names, self.name, count)
             if not claimed:
                 return 0
             jobs = lifecycle.start(self.connection, self.keys, self.name, claimed,
                                    job_class=self.job_class, serializer=self.serializer)
-        except redis.ConnectionError as exc:
+        except redis.RedisError as exc:
+            self._unstarted = claimed  # started on the next turn, not left in limbo
+            self._next_self_check = 0.0  # a claim's reply may have been lost
             self._backoff("claim", exc)
             return 0
+        self._unstarted = []
         self._redis_failures = 0
         self._claimed += len(claimed)
+        self._spawn(jobs)
+        return len(claimed)
+
+    def _check_lost_claims(self) -> None:
+        """Now and then, and after a Redis error: run claimed jobs this worker lost track of."""
+        if time.monotonic() < self._next_self_check:
+            return
+        self._next_self_check = time.monotonic() + self.heartbeat_interval
+        held = set(self._running) | {e.job.id for e in self._endings + self._writing} | {
+            job_id for _, job_id in self._unstarted}
+        try:
+            lost = lost_claims(self.connection, self.keys, self.name, held)
+            jobs = lifecycle.start(self.connection, self.keys, self.name, lost,
+                                   job_class=self.job_class, serializer=self.serializer)
+        except redis.RedisError as exc:
+            self._next_self_check = 0.0
+            self._backoff("checking its in-flight jobs", exc)
+            return
+        self._spawn(jobs)
+
+    def _spawn(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._running[job.id] = gevent.spawn(self._run_job, job)
             logger.info("job %s %s started", job.id, job.func_name)
-        return len(claimed)
 
     def _wait_for_work(self, wake_keys: list[str]) -> None:
         try:
             self.connection.blpop(wake_keys, timeout=_IDLE_BLOCK)
-        except redis.ConnectionError as exc:
+            self._redis_failures = 0
+        except redis.RedisError as exc:
+            self._next_self_check = 0.0
             self._backoff("waiting for jobs", exc)
 
     def _backoff(self, what: str, exc: Exception) -> None:
         self._redis_failures += 1
         delay = backoff_delay(self._redis_failures)
-        logger.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
-                       type(exc).__name__, delay)
+        logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
+                       type(exc).__name__, exc, delay)
         self._stopping.wait(delay)
 
     def _check_suspended(self) -> bool:
@@ -160,35 +192,48 @@ class GeventWorker(Worker):
             self._suspend_checked = moment
             try:
                 suspended = self.is_suspended()
-            except redis.ConnectionError:
+            except redis.RedisError:
                 return self._suspended
             if suspended != self._suspended:
                 self._suspended = suspended
+                try:
+                    self.set_state(WorkerState.SUSPENDED if suspended else WorkerState.IDLE)
+                except redis.ConnectionError:
+                    pass  # the heartbeat writes it too
                 logger.info("worker %s %s", self.name, "suspended" if suspended else "resumed")
         return self._suspended
 
     # -- one job ---------------------------------------------------------------
     def _run_job(self, job: Job) -> None:
+        ending = None
         try:
             ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
-        except ShutdownRequested:
+        except (ShutdownRequested, gevent.GreenletExit):
             self._return_to_queue(job)
-            ending = None
-        except gevent.GreenletExit:
-            self._return_to_queue(job)
-            ending = None
-        if ending is not None:
-            self._endings.append(ending)
-            self._endings_ready.set()
-        del self._running[job.id]
-        self._slot_free.set()
+        finally:
+            # a job leaves _running only once its ending is queued for writing (or it is
+            # back on its queue): the self-check must always find it in one of the two
+            if ending is not None:
+                self._endings.append(ending)
+                self._endings_ready.set()
+            del self._running[job.id]
+            self._slot_free.set()
 
     def _return_to_queue(self, job: Job) -> None:
         reason = f"shutdown: worker {self.name} stopped while the job ran, and the job had " \
                  f"already been requeued {self.max_abandoned_requeues} time(s)"
-        outcome = lifecycle.requeue_started(
-            self.connection, self.keys, self.name, job.id, job.origin, reason,
-            max_requeues=self.max_abandoned_requeues)
+        for attempt in range(1, 6):
+            try:
+                outcome = lifecycle.requeue_started(
+                    self.connection, self.keys, self.name, job.id, job.origin, reason,
+                    max_requeues=self.max_abandoned_requeues)
+                break
+            except redis.RedisError as exc:
+                logger.warning("could not put job %s back (%s); retrying", job.id,
+                               type(exc).__name__)
+                gevent.sleep(backoff_delay(attempt, base=0.2))
+        else:  # it stays in our in-flight set: unregister or the other workers requeue it
+            outcome = "left for recovery"
         logger.warning("job %s %s interrupted by shutdown: %s", job.id, job.func_name,
                        "put back on its queue" if outcome == "queued" else outcome)
 
@@ -196,6 +241,10 @@ class GeventWorker(Worker):
     def _start_background(self) -> None:
         self._heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
         self._heartbeat.start()
+        self._recovery = DeadWorkerRecovery(self.connection, self.keys, self.name,
+                                            self.heartbeat_interval, self.max_abandoned_requeues,
+                                            holdoff=self.worker_ttl)
+        self._recovery.start()
         self._background = [gevent.spawn(self._finisher), gevent.spawn(self._listen_for_stops)]
         heartbeat_file = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
         if heartbeat_file:
@@ -204,6 +253,8 @@ class GeventWorker(Worker):
             gevent.signal_handler(signum, self._on_signal, signum)
 
     def _stop_background(self) -> None:
+        if self._recovery:
+            self._recovery.stop()
         if self._heartbeat:
             self._heartbeat.stop()
         gevent.killall(self._background, block=True, timeout=2)
@@ -212,8 +263,7 @@ class GeventWorker(Worker):
         # runs in a native thread: it gets a connection of its own
         if not hasattr(self, "_beat_connection"):
             self._beat_connection = clone_connection(self.connection)
-        state = WorkerState.SUSPENDED if self._suspended else (
-            WorkerState.BUSY if self._running else WorkerState.IDLE)
+        state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
         self.heartbeat(self._beat_connection, state=state)
 
     def _touch_heartbeat_file(self, path: str) -> None:
@@ -238,17 +288,22 @@ class GeventWorker(Worker):
     def _listen_for_stops(self) -> None:
         attempt = 0
         while True:
+            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.keys.stop_channel())
                 attempt = 0
                 for message in pubsub.listen():
                     job_id = as_str(message.get("data"))
                     if self.stop_job(job_id):
                         logger.info("job %s stopped on request", job_id)
-            except redis.ConnectionError:
+            except redis.RedisError as exc:
                 attempt += 1
-                gevent.sleep(backoff_delay(attempt))
+                delay = backoff_delay(attempt)
+                logger.warning("listening for stop requests failed (%s: %s); retrying in %.1f s",
+                               type(exc).__name__, exc, delay)
+                gevent.sleep(delay)
+            finally:
+                pubsub.close()
 
     # -- writing endings -------------------------------------------------------------
     def _finisher(self) -> None:
@@ -258,10 +313,12 @@ class GeventWorker(Worker):
             while self._endings:
                 batch, self._endings = self._endings, []
                 self._flushing = True
+                self._writing = batch
                 try:
                     self._write_endings(batch)
                 finally:
                     self._flushing = False
+                    self._writing = []
                     self._slot_free.set()
 
     def _write_endings(self, batch: list[Ending]) -> None:
@@ -276,12 +333,14 @@ class GeventWorker(Worker):
             try:
                 lifecycle.end_jobs(self.connection, self.keys, self.name, batch,
                                    extra_commands=counters)
+                if attempt:
+                    logger.info("recorded %d ended job(s) after %d retries", len(batch), attempt)
                 return
-            except redis.ConnectionError as exc:
+            except redis.RedisError as exc:  # lost connection, failover, LOADING, OOM...
                 attempt += 1
                 delay = backoff_delay(attempt)
-                logger.warning("could not record %d ended job(s) (%s); retrying in %.1f s",
-                               len(batch), type(exc).__name__, delay)
+                logger.warning("could not record %d ended job(s) (%s: %s); retrying in %.1f s",
+                               len(batch), type(exc).__name__, exc, delay)
                 gevent.sleep(delay)
 
     # -- shutdown -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from .. import lifecycle
 from ..connection import resolve_connection
 from ..defaults import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -116,17 +117,33 @@ class Worker:
         pipe = (connection or self.connection).pipeline(transaction=True)
         pipe.hset(self.key, mapping={"heartbeat": repr(now()), **fields})
         pipe.expire(self.key, self.worker_ttl)
+        # back in the set if Redis lost it or a recoverer took a slow worker for dead
+        pipe.sadd(self.keys.workers, self.name)
         pipe.execute()
 
     def set_state(self, state: str) -> None:
         self.connection.hset(self.key, "state", state)
 
     def unregister(self) -> None:
-        """Remove the worker (its in-flight set must be empty by now)."""
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.srem(self.keys.workers, self.name)
-        pipe.delete(self.key)
-        pipe.execute()
+        """Remove the worker; jobs still in its in-flight set go back to their queues.
+
+        With Redis away, the worker is left to expire: the other workers then
+        recover whatever it still held.
+        """
+        try:
+            if self.connection.scard(self.keys.worker_jobs(self.name)):
+                outcomes = lifecycle.recover_worker(self.connection, self.keys, self.name,
+                                          self.max_abandoned_requeues)
+                logger.warning("worker %s stopped holding %d job(s): %s", self.name,
+                               len(outcomes), outcomes)
+            pipe = self.connection.pipeline(transaction=True)
+            pipe.srem(self.keys.workers, self.name)
+            pipe.delete(self.key)
+            pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("worker %s could not unregister (%s: %s); other workers recover "
+                           "its jobs once its key expires", self.name, type(exc).__name__, exc)
+            return
         logger.info("worker %s stopped", self.name)
 
     def is_suspended(self) -> bool:
@@ -142,8 +159,15 @@ class Worker:
         return self._loaded.get(name, default)
 
     def get_state(self) -> str:
-        """'idle', 'busy' or 'suspended'."""
-        return self._field("state", WorkerState.IDLE)
+        """'suspended', else 'busy' while it runs a job, else 'idle'.
+
+        Busy/idle is read from the worker's in-flight set rather than stored,
+        so it is exact at every moment and costs the worker no writes.
+        """
+        if self._field("state") == WorkerState.SUSPENDED:
+            return WorkerState.SUSPENDED
+        busy = self.connection.scard(self.keys.worker_jobs(self.name))
+        return WorkerState.BUSY if busy else WorkerState.IDLE
 
     @property
     def successful_job_count(self) -> int:

@@ -54,6 +54,14 @@ class SimpleWorker(Worker):
         self._stop_requested = 0
         self._current: Job | None = None
         self._jobs_run = 0
+        self._suspended = False
+
+    def _check_suspended(self) -> bool:
+        suspended = self.is_suspended()
+        if suspended != self._suspended:
+            self._suspended = suspended
+            self.set_state(WorkerState.SUSPENDED if suspended else WorkerState.IDLE)
+        return suspended
 
     def request_stop(self, cold: bool = False) -> None:
         self._stop_requested = 2 if cold else max(self._stop_requested, 1)
@@ -69,7 +77,7 @@ class SimpleWorker(Worker):
             while not self._stop_requested:
                 if max_jobs is not None and self._jobs_run >= max_jobs:
                     break
-                if self.is_suspended():
+                if self._check_suspended():
                     time.sleep(1)
                     continue
                 claimed = lifecycle.claim(self.connection, self.keys, self.queue_names,
@@ -109,7 +117,7 @@ class SimpleWorker(Worker):
     def _beat(self) -> None:
         if not hasattr(self, "_beat_connection"):
             self._beat_connection = clone_connection(self.connection)
-        state = WorkerState.BUSY if self._current else WorkerState.IDLE
+        state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
         self.heartbeat(self._beat_connection, state=state)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
