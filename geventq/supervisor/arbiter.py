@@ -77,8 +77,8 @@ class Arbiter:
         self.health = Health(system.rss)
         self.notifier = notifier or Notifier({})
         self.reporter = Reporter(self.notifier, self.pool_name)
-        base_env = os.environ if env is None else env
-        self.env = {k: v for k, v in base_env.items() if k not in SYSTEMD_ENV}
+        self.env = {k: v for k, v in (os.environ if env is None else env).items()
+                    if k not in SYSTEMD_ENV}
         self.out = stderr or sys.stderr
 
         self.children: dict[int, Child] = {}
@@ -246,7 +246,9 @@ class Arbiter:
         if code < 0 or code not in (EXIT_OK, EXIT_BOOT_ERROR):
             self.recoveries.start(child.name, now)  # its in-flight jobs would be lost otherwise
         if child.role == "retiring" or self.stopping:
-            log.log(logging.INFO if code == 0 else logging.WARNING, "%s", what)
+            # a worker still booting has no SIGTERM handler yet: dying of ours is expected
+            expected = code == 0 or (code == -signal.SIGTERM and child.terms_sent > 0)
+            log.log(logging.INFO if expected else logging.WARNING, "%s", what)
         elif code == EXIT_BOOT_ERROR:
             reason = f"worker {child.name} could not start (exit code {code})"
             reason += f": {child.last_line}" if child.last_line else ""
@@ -332,7 +334,7 @@ class Arbiter:
         with contextlib.suppress(ProcessLookupError):
             self.system.kill(child.pid, signal.SIGKILL)
 
-    def _term(self, child: Child) -> None:
+    def _term(self, child: Child) -> None:  # one SIGTERM = warm; a second one = cold
         child.terms_sent += 1
         with contextlib.suppress(ProcessLookupError):
             self.system.kill(child.pid, signal.SIGTERM)
@@ -346,7 +348,7 @@ class Arbiter:
             if self.recoveries:
                 self.sleep(self.next_timeout(now))
 
-    # -- stopping ----------------------------------------------------------
+    # -- stopping and reporting --------------------------------------------
 
     def fail(self, code: int, reason: str) -> None:
         """Stop the pool because of ``reason``; the first reason wins."""
@@ -375,8 +377,6 @@ class Arbiter:
             child.stop_deadline = min(child.stop_deadline or deadline, deadline)
             if child.terms_sent == 0:
                 self._term(child)
-
-    # -- reporting ---------------------------------------------------------
 
     def report(self, now: float) -> None:
         """Keep the log, the title, STATUS, READY and the watchdog current."""
