@@ -242,8 +242,8 @@ def test_is_async_false_runs_inline(connection):
     assert failed.id in q.failed_job_registry
 
 
-def test_section_seven_options_raise_until_supported(queue, connection):
-    with pytest.raises(NotImplementedError, match="retry"):
+def test_malformed_retry_raises_and_writes_nothing(queue, connection):
+    with pytest.raises(ValueError, match="retry= takes a Retry"):
         queue.enqueue(jobs.noop, retry=3)
     assert keys_of(connection) == []
 
