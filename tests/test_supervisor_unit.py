@@ -602,3 +602,19 @@ def test_launcher_imports_neither_gevent_nor_redis(module):
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_pool_forwards_exactly_the_worker_options_typed():
+    from geventq.cli.pool import RECOVER_OPTIONS, forwarded_options, pool
+
+    ctx = pool.make_context("pool", [
+        "-c", "conf/settings.py", "-N", "4", "--concurrency", "50", "-b", "--name", "mail",
+        "--fork-queue", "cpu", "--fork-queue", "img", "-u", "redis://u:p@h/0",
+        "--pool-name", "p1", "high", "low"])
+    assert forwarded_options(ctx) == [
+        "--config", "conf/settings.py", "--url", "redis://u:p@h/0", "--burst",
+        "--concurrency", "50", "--fork-queue", "cpu", "--fork-queue", "img"]
+    assert forwarded_options(ctx, RECOVER_OPTIONS) == [
+        "--config", "conf/settings.py", "--url", "redis://u:p@h/0"]
+    # nothing typed, nothing forwarded: each worker reads its settings file itself
+    assert forwarded_options(pool.make_context("pool", [])) == []
