@@ -618,3 +618,19 @@ def test_pool_forwards_exactly_the_worker_options_typed():
         "--config", "conf/settings.py", "--url", "redis://u:p@h/0"]
     # nothing typed, nothing forwarded: each worker reads its settings file itself
     assert forwarded_options(pool.make_context("pool", [])) == []
+
+
+def test_pump_stderr_passes_on_an_endless_line_instead_of_hoarding_it():
+    from geventq.supervisor.children import MAX_LINE
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    child = Child(0, 0, "n", Spawned(1, r), "/nonexistent", 0.0)
+    out = io.StringIO()
+    for _ in range(MAX_LINE // 4096 + 2):  # no newline, ever
+        os.write(w, b"x" * 4096)
+        pump_stderr(child, out)
+    assert len(child.partial) <= MAX_LINE
+    assert out.getvalue().startswith("x" * 4096)
+    os.close(w)
+    child.process.close()

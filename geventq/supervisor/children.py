@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from .display import redact
 
 PR_SET_PDEATHSIG = 1
+MAX_LINE = 65536  # bytes of an unfinished stderr line kept before it is passed on anyway
 
 try:  # Linux: a worker gets SIGTERM (a warm stop) if the launcher is killed
     _libc: Any = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -183,6 +184,9 @@ def pump_stderr(child: Child, out: TextIO, final: bool = False) -> bool:
     buf = child.partial + b"".join(chunks)
     lines = buf.split(b"\n")
     child.partial = lines.pop()
+    if len(child.partial) > MAX_LINE:  # a line without end: pass it on rather than hoard it
+        lines.append(child.partial)
+        child.partial = b""
     if (final or not alive) and child.partial:
         lines.append(child.partial)
         child.partial = b""
