@@ -36,3 +36,17 @@ HEARTBEAT_INTERVAL = 5         # seconds between heartbeats; a worker is dead af
 SHUTDOWN_GRACE = 30            # seconds a warm shutdown lets running jobs finish
 MAX_ABANDONED_REQUEUES = 1     # times a job of a dead or cold-stopped worker is requeued before it fails
 DEFAULT_RESULT_TTL = 500       # seconds results are kept unless a job says otherwise
+# --- Scheduling, retries with intervals, periodic jobs -----------------------------
+# The scheduler queues jobs of enqueue_at/enqueue_in and retries with an interval when
+# they are due (within ~1 s), and enqueues PERIODIC. Any number of workers may run it;
+# one is active per Redis at a time (a lock in Redis).
+WITH_SCHEDULER = False         # --with-scheduler: this worker is a scheduler candidate
+SCHEDULER_LOCK_TTL = 10        # seconds; if the active scheduler dies, another takes over within this
+# Periodic jobs: (schedule, func, args, kwargs, options), the last three optional, or a dict
+# with those keys. schedule: a cron string (UTC; 6 fields = seconds last) or an interval in
+# seconds. options: queue (default "default"), name (unique; default "<func> <schedule>")
+# and enqueue's job options. Each occurrence is enqueued once however many pools run; after
+# downtime only the latest missed occurrence runs. See docs/jobs.md.
+# PERIODIC = [("*/5 * * * *", "myapp.reports.refresh"),
+#             (30, "myapp.feeds.poll", ["rss"], {}, {"queue": "low", "job_timeout": 20})]
+PERIODIC = []

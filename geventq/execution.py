@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
+from .callbacks import run_failure_callback, run_success_callback
 from .context import reset_current_job, set_current_job
 from .exceptions import ShutdownRequested, StopRequested
 from .job import Job
@@ -59,11 +60,15 @@ def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
         exc_info = sys.exc_info()
         text = "".join(traceback.format_exception(*exc_info))
         run_exception_handlers(job, exc_info, exception_handlers)
-        return _log_end(job, Ending(job, "failed", text), started)
+        ending = _log_end(job, Ending(job, "failed", text), started)
+        run_failure_callback(job, exc_info, death_penalty)  # logged if it fails; outcome stands
+        return ending
     ending = Ending(job, "finished", payload)
     if default_result_ttl is not None:
         ending.default_result_ttl = default_result_ttl
-    return _log_end(job, ending, started)
+    _log_end(job, ending, started)
+    run_success_callback(job, result, death_penalty)
+    return ending
 
 
 def serialize_result(job: Job, result: Any) -> bytes:

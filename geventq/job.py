@@ -6,6 +6,7 @@ touch queues live in :mod:`geventq.lifecycle`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -344,6 +345,18 @@ class Job:
     @property
     def is_stopped(self) -> bool:
         return self.get_status() == JobStatus.STOPPED
+
+    @property
+    def retries_left(self) -> int | None:
+        """Retries still allowed, as last loaded (None: enqueued without ``retry=``)."""
+        value = self.extra.get("retries_left")
+        return None if value is None else int(value)
+
+    @property
+    def exc_history(self) -> list[str]:
+        """The traceback text of every failed try, oldest first (jobs with ``retry=``)."""
+        raw = self.extra.get("exc_history")
+        return json.loads(raw) if raw else []
 
     @property
     def result(self) -> Any:

@@ -101,6 +101,10 @@ class Keys:
         """Hash: periodic job name -> last enqueued occurrence."""
         return self.prefix + "periodic"
 
+    def periodic_entries(self) -> str:
+        """Hash: periodic job name -> JSON description and next run (written by the active scheduler)."""
+        return self.prefix + "periodic-entries"
+
     def parse_worker_key(self, key: str) -> str:
         """Return the worker name of a worker key, or raise ValueError."""
         head = f"{self.prefix}worker:"

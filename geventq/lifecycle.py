@@ -22,6 +22,7 @@ from . import scripts
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_MAX_ABANDONED_REQUEUES, DEFAULT_RESULT_TTL
 from .job import Job
 from .keys import Keys
+from .retry import has_retry, next_delay
 from .utils import as_str, now
 
 
@@ -119,6 +120,11 @@ def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]
         args += [child_id, child_queue]
     for name, value in ending.extra.items():
         args += [name, value]
+    if ending.outcome == "failed" and has_retry(job.extra):
+        # end.lua decides, in the same step, between another try and the failed registry
+        script_keys += [keys.queue(queue_name), keys.wake(queue_name),
+                        keys.registry("scheduled", queue_name)]
+        args += [repr(next_delay(job.extra)), queue_name]
     return script_keys, args
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import redis
 
 from . import scripts
 from .callables import check_importable_from_worker
+from .callbacks import callback_fields, run_failure_callback, run_success_callback
 from .connection import resolve_connection
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE, DEFAULT_RESULT_TTL
 from .exceptions import DuplicateJobError, NoSuchJobError
@@ -23,6 +26,8 @@ from .registry import (
     ScheduledJobRegistry,
     StartedJobRegistry,
 )
+from .retry import retry_fields
+from .scheduling import due_in, due_timestamp
 from .serializers import resolve_serializer
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl
 
@@ -31,7 +36,6 @@ JOB_OPTIONS = frozenset({
     "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id",
     "at_front", "description", "meta", "retry", "on_success", "on_failure",
 })
-_NOT_YET = ("retry", "on_success", "on_failure")
 _BATCH = 500  # script calls per pipeline in enqueue_many
 
 
@@ -42,6 +46,22 @@ class EnqueueData(NamedTuple):
     args: tuple
     kwargs: dict
     options: dict
+
+
+def _split_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any, dict]:
+    """(f's args, f's kwargs, job options) from the arguments of enqueue()."""
+    options = {name: kwargs.pop(name) for name in JOB_OPTIONS & kwargs.keys()}
+    if "args" in kwargs or "kwargs" in kwargs:
+        if args:
+            raise TypeError("give the function's arguments either positionally or as "
+                            "args=, not both")
+        f_args, f_kwargs = kwargs.pop("args", None), kwargs.pop("kwargs", None)
+        if kwargs:
+            raise TypeError(f"unknown job option(s) {', '.join(sorted(kwargs))}: with args= "
+                            f"or kwargs= every other keyword must be one of "
+                            f"{', '.join(sorted(JOB_OPTIONS))}")
+        return f_args, f_kwargs, options
+    return args, kwargs, options
 
 
 class Queue:
@@ -88,19 +108,30 @@ class Queue:
         With ``args=`` and/or ``kwargs=`` given, those are f's arguments and
         every other keyword must be a job option.
         """
-        options = {name: kwargs.pop(name) for name in JOB_OPTIONS & kwargs.keys()}
-        if "args" in kwargs or "kwargs" in kwargs:
-            if args:
-                raise TypeError("give the function's arguments either positionally or as "
-                                "args=, not both")
-            f_args, f_kwargs = kwargs.pop("args", None), kwargs.pop("kwargs", None)
-            if kwargs:
-                raise TypeError(f"unknown job option(s) {', '.join(sorted(kwargs))}: with args= "
-                                f"or kwargs= every other keyword must be one of "
-                                f"{', '.join(sorted(JOB_OPTIONS))}")
-        else:
-            f_args, f_kwargs = args, kwargs
+        f_args, f_kwargs, options = _split_arguments(args, kwargs)
         return self.enqueue_call(f, f_args, f_kwargs, **options)
+
+    def enqueue_at(self, datetime: datetime, f: Any, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``f(*args, **kwargs)`` to be queued at ``datetime`` (a naive one is UTC).
+
+        The job is ``scheduled`` (in ``scheduled_job_registry``) until a worker
+        running the scheduler (``--with-scheduler``) queues it, within about a
+        second of that time. Keywords are split as in :meth:`enqueue`. With
+        ``is_async=False`` the job runs at once.
+        """
+        return self._schedule(due_timestamp(datetime), f, args, kwargs)
+
+    def enqueue_in(self, time_delta: timedelta, f: Any, *args: Any, **kwargs: Any) -> Job:
+        """Like :meth:`enqueue_at`, ``time_delta`` (a timedelta or seconds) from now."""
+        return self._schedule(due_in(time_delta), f, args, kwargs)
+
+    def _schedule(self, due: float, f: Any, args: tuple, kwargs: dict) -> Job:
+        f_args, f_kwargs, options = _split_arguments(args, kwargs)
+        job = self._build_job(f, f_args, f_kwargs, options)
+        if not self.is_async:
+            return self._run_inline(job)
+        job.extra["scheduled_at"] = repr(due)
+        return self.enqueue_job(job)
 
     def enqueue_call(self, func: Any, args: Iterable | None = None, kwargs: dict | None = None,
                      timeout: Any = None, result_ttl: Any = None, ttl: Any = None,
@@ -152,9 +183,8 @@ class Queue:
         return job
 
     def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
-        for name in _NOT_YET:
-            if options.pop(name, None) is not None:
-                raise NotImplementedError(f"the {name}= option is not supported yet")
+        retry = options.pop("retry", None)
+        on_success, on_failure = options.pop("on_success", None), options.pop("on_failure", None)
         timeout, job_timeout = options.pop("timeout", None), options.pop("job_timeout", None)
         if timeout is not None and job_timeout is not None:
             raise TypeError("give job_timeout or timeout, not both")
@@ -176,6 +206,11 @@ class Queue:
             at_front=bool(options.get("at_front")))
         if self.is_async:
             check_importable_from_worker(job.func_name, job.instance)
+        # section 7 fields are stored only when given: the plain path stays as cheap
+        if retry is not None:
+            job.extra.update(retry_fields(retry))
+        if on_success is not None or on_failure is not None:
+            job.extra.update(callback_fields(on_success, on_failure))
         job.serialize_data()  # fail now, before anything is written
         return job
 
@@ -241,11 +276,13 @@ class Queue:
         except Exception:
             status, ttl, registry = "failed", job.failure_ttl, self.failed_job_registry
             job.exc_info = mapping["exc_info"] = traceback.format_exc()
+            run_failure_callback(job, sys.exc_info())
         else:
             status, registry = "finished", self.finished_job_registry
             ttl = DEFAULT_RESULT_TTL if job.result_ttl is None else job.result_ttl
             job._raw_result = mapping["result"] = job._dump("result", result)
             job._result = result
+            run_success_callback(job, result)
         ended = now()
         mapping.update(status=status, ended_at=repr(ended))
         pipe = self.connection.pipeline(transaction=True)

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-_USES_COMMON = {"enqueue", "end", "requeue_started", "requeue", "cancel"}
+_USES_COMMON = {"enqueue", "end", "requeue_started", "requeue", "cancel", "schedule_due", "periodic"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 

@@ -43,7 +43,9 @@ def render_info(connection: redis.Redis, keys: Keys, queue_names: list[str]) -> 
             for job_id in current[:20]:
                 lines.append(f"{indent}  - {job_id}")
     from ..control import is_suspended
+    from ..scheduler import render_schedule
 
+    lines += render_schedule(connection, keys, [q.name for q in queues])
     if is_suspended(connection, keys):
         lines.append("workers are SUSPENDED (geventq resume)")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from ..exceptions import ShutdownRequested, StopRequested
 from ..execution import execute
 from ..job import Job
 from ..lifecycle import Ending
+from ..scheduler import scheduler_for_worker
 from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
 from ..worker.heartbeat import HeartbeatThread
@@ -45,11 +46,14 @@ class GeventWorker(Worker):
     death_penalty = staticmethod(gevent_death_penalty)
 
     def __init__(self, queues: Any = ("default",), concurrency: int = DEFAULT_CONCURRENCY,
-                 **kwargs: Any) -> None:
+                 with_scheduler: bool = False, periodic: Any = None,
+                 scheduler_lock_ttl: float | None = None, **kwargs: Any) -> None:
         super().__init__(queues, **kwargs)
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
         self.concurrency = concurrency
+        # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
+        self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
         self._running: dict[str, gevent.Greenlet] = {}
         self._endings: list[Ending] = []
         self._endings_ready = Event()
@@ -246,6 +250,8 @@ class GeventWorker(Worker):
                                             holdoff=self.worker_ttl)
         self._recovery.start()
         self._background = [gevent.spawn(self._finisher), gevent.spawn(self._listen_for_stops)]
+        if self.scheduler is not None:
+            self._background.append(gevent.spawn(self.scheduler.run, self._stopping.wait))
         heartbeat_file = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
         if heartbeat_file:
             self._background.append(gevent.spawn(self._touch_heartbeat_file, heartbeat_file))

@@ -59,7 +59,8 @@ else
   end
   outcome = 'queued'
 end
-if ttl > 0 then
+-- a scheduled job's ttl starts when the scheduler queues it (schedule_due.lua)
+if ttl > 0 and outcome ~= 'scheduled' then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
 return {outcome}

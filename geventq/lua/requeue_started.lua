@@ -1,5 +1,6 @@
 -- Put a started job back on its queue (cold shutdown, dead worker); past the allowed
--- number of such requeues, fail it with the given reason instead.
+-- number of such requeues, fail it with the given reason instead (a job with retry=
+-- first spends its retries, each putting it back once more).
 -- KEYS: 1 job, 2 started registry, 3 owner's in-flight set, 4 queue, 5 wake, 6 queues set,
 --       7 failed registry, 8 waiters, 9 done
 -- ARGV: 1 id, 2 queue name, 3 now, 4 max requeues, 5 failure ttl, 6 reason
@@ -16,6 +17,19 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'started' then
   return {'not-started'}
 end
 local count = redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+-- past the allowed requeues, a job with retry= records the reason in its exc_history and
+-- spends one of its retries instead of failing
+if count > max_requeues and redis.call('HEXISTS', KEYS[1], 'retries_left') == 1 then
+  local history = redis.call('HGET', KEYS[1], 'exc_history')
+  history = history and cjson.decode(history) or {}
+  history[#history + 1] = ARGV[6]
+  redis.call('HSET', KEYS[1], 'exc_history', cjson.encode(history))
+  if tonumber(redis.call('HGET', KEYS[1], 'retries_left')) > 0 then
+    redis.call('HINCRBY', KEYS[1], 'retries_left', -1)
+    redis.call('HSET', KEYS[1], 'exc_info', ARGV[6])
+    count = 0
+  end
+end
 if count > max_requeues then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'ended_at', now, 'exc_info', ARGV[6])
   if failure_ttl == -1 then

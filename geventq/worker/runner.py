@@ -84,6 +84,7 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
         fork_concurrency=settings.get("FORK_CONCURRENCY"), mode=settings.get("MODE"),
         max_blocking_time=settings.get("MAX_BLOCKING_TIME"),
         with_scheduler=settings.get("WITH_SCHEDULER"), periodic=settings.get("PERIODIC"),
+        scheduler_lock_ttl=settings.get("SCHEDULER_LOCK_TTL"),
     )
     accepted = _accepted_parameters(worker_class)
     kwargs = {k: v for k, v in kwargs.items() if v is not None and (accepted is None or k in accepted)}

@@ -1,0 +1,33 @@
+-- Advance a periodic entry to its latest occurrence and enqueue that occurrence's job,
+-- in one step, only if the entry still stands where the caller read it (compare and
+-- set): however many schedulers try, each occurrence is enqueued at most once.
+-- KEYS: 1 periodic hash, 2 job, 3 queue, 4 wake, 5 queues set, 6 expiring
+-- ARGV: 1 entry name, 2 occurrence the caller read ('' = none), 3 new occurrence,
+--       4 queue name, 5 now, 6 at_front, 7 ttl, 8 job id ('' = only advance),
+--       then the job's hash field/value pairs
+local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if current ~= ARGV[2] then
+  return {'stale', current}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[8] == '' then
+  return {'advanced'}
+end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
+  return {'duplicate', status}
+end
+redis.call('DEL', KEYS[2])
+local fields = {}
+for i = 9, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call('HSET', KEYS[2], unpack(fields))
+redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[5])
+push_job(KEYS[3], KEYS[4], KEYS[5], ARGV[4], ARGV[8], ARGV[6] == '1')
+local ttl = tonumber(ARGV[7])
+if ttl > 0 then
+  redis.call('ZADD', KEYS[6], ARGV[5] + ttl, ARGV[8])
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return {'queued'}

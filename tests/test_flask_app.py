@@ -1,0 +1,98 @@
+"""examples/flask_app: enqueue from a view, show status and result; a real worker runs the job."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from examples.flask_app.app import create_app
+from tests.helpers import wait_for
+from tests.pages import serve_pages
+
+
+@pytest.fixture
+def page_site():
+    with serve_pages() as url:
+        yield url
+
+
+def _status(html: str) -> str | None:
+    match = re.search(r'<dd id="status">([^<]*)</dd>', html)
+    return match.group(1) if match else None
+
+
+def test_test_client_posts_a_url_and_the_page_shows_the_result_of_a_real_worker(
+        connection, redis_url, start_worker, page_site):
+    client = create_app(redis_url).test_client()
+
+    posted = client.post("/jobs", data={"url": f"{page_site}/42"})
+    assert posted.status_code == 303
+    job_page = posted.headers["Location"]
+    first = client.get(job_page).get_data(as_text=True)
+    assert _status(first) == "queued"
+    assert 'http-equiv="refresh"' in first  # the page refreshes itself until the job ends
+
+    worker = start_worker("--burst")
+    html = wait_for(lambda: (lambda t: t if _status(t) == "finished" else None)(
+        client.get(job_page).get_data(as_text=True)), timeout=20, message="the job page to say finished")
+    assert '<dd id="result">42</dd>' in html
+    assert 'http-equiv="refresh"' not in html
+    assert worker.wait(20) == 0
+
+
+def test_app_served_by_a_real_wsgi_server_driven_over_http(connection, redis_url, start_worker, page_site):
+    server = make_server("127.0.0.1", 0, create_app(redis_url), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with requests.Session() as http:
+            page = http.post(f"{base}/jobs", data={"url": f"{page_site}/1234"}, timeout=10)
+            assert page.status_code == 200 and _status(page.text) == "queued"
+            job_id = page.url.rsplit("/", 1)[1]
+            assert http.get(f"{base}/api/jobs/{job_id}", timeout=10).json()["status"] == "queued"
+
+            start_worker("--burst")
+            state = wait_for(lambda: (lambda d: d if d["status"] == "finished" else None)(
+                http.get(f"{base}/api/jobs/{job_id}", timeout=10).json()),
+                timeout=20, message="the job to finish")
+            assert state["result"] == 1234 and state["error"] is None
+            assert "<dd id=\"result\">1234</dd>" in http.get(f"{base}/jobs/{job_id}", timeout=10).text
+
+            assert http.get(f"{base}/jobs/no-such-job", timeout=10).status_code == 404
+            bad = http.post(f"{base}/jobs", data={"url": "ftp://example"}, timeout=10)
+            assert bad.status_code == 400 and "not an http(s) URL" in bad.text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_is_async_false_runs_the_job_during_the_request_for_the_apps_own_tests(connection, redis_url,
+                                                                             page_site):
+    """The pattern for an app's own tests: no worker, the job ran when the view returns."""
+    client = create_app(redis_url, is_async=False).test_client()
+
+    done = client.post("/jobs", data={"url": f"{page_site}/5"}, follow_redirects=True)
+    html = done.get_data(as_text=True)
+    assert _status(html) == "finished" and '<dd id="result">5</dd>' in html
+
+    # a page that cannot be fetched: the job fails, and the page says why
+    failed = client.post("/jobs", data={"url": "http://127.0.0.1:9/"}, follow_redirects=True)
+    html = failed.get_data(as_text=True)
+    assert _status(html) == "failed" and 'id="error">' in html and "ConnectionError" in html
+
+
+def test_bad_input_is_refused_and_nothing_is_written(connection, redis_url):
+    client = create_app(redis_url).test_client()
+    for url in ("", "ftp://example.org/", "javascript:alert(1)", "http://has space"):
+        response = client.post("/jobs", data={"url": url})
+        assert response.status_code == 400, url
+        assert b"not an http(s) URL" in response.data
+    assert connection.keys("geventq:*") == []
+    for job_id in ("missing", "a:b", "x" * 65):
+        assert client.get(f"/jobs/{job_id}").status_code == 404
+        assert client.get(f"/api/jobs/{job_id}").status_code == 404
