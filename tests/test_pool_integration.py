@@ -148,6 +148,13 @@ def registered(connection) -> set[str]:
     return {n.decode() for n in connection.smembers(KEYS.workers) if n.startswith(b"testpool.")}
 
 
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def notify_socket(tmp_path) -> tuple[socket.socket, str]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "notify.sock")
@@ -350,3 +357,16 @@ def test_killpg_reaches_only_the_pool_and_a_second_sigterm_is_cold(start_stub_po
     starts = [e for e in evs if e["ev"] == "start"]
     assert {e["pool"] for e in starts} == {POOL}
     assert all(e["heartbeat"] and e["notify"] is None for e in starts)
+
+
+def test_workers_get_a_warm_sigterm_when_the_launcher_is_killed(start_stub_pool):
+    pool, events = start_stub_pool({"workers": 2})
+    wait_for(lambda: len([e for e in read_events(events) if e["ev"] == "beat"]) == 2,
+             message="two stub workers up")
+    pids = set(pool.worker_pids().values())
+    pool.killpg(signal.SIGKILL)  # the OOM killer, say: no chance to stop the workers itself
+    assert pool.wait(10) == -signal.SIGKILL
+    wait_for(lambda: not any(running(p) for p in pids), timeout=10,
+             message="the orphaned workers to exit")
+    terms = [e for e in read_events(events) if e["ev"] == "term"]
+    assert {e["pid"] for e in terms} == pids and all(e["n"] == 1 for e in terms)
