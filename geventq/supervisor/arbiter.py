@@ -265,7 +265,8 @@ class Arbiter:
             self.policy.record(now - child.started, failed=False)
         else:
             self.restarts += 1
-            last = f" (last line: {child.last_line})" if child.last_line else ""
+            # the last line explains a crash; after a kill it is just the last log line
+            last = f" (last line: {child.last_line})" if child.last_line and code > 0 else ""
             self._after_failure(what + last, now - child.started, now)
 
     def _after_failure(self, what: str, lifetime: float, now: float) -> None:
