@@ -315,10 +315,7 @@ class Arbiter:
 
     def find(self, slot: int, role: str) -> Child | None:
         """The child of ``slot`` in ``role``, if any."""
-        for child in self.children.values():
-            if child.slot == slot and child.role == role:
-                return child
-        return None
+        return next((c for c in self.children.values() if c.slot == slot and c.role == role), None)
 
     def retire(self, child: Child, now: float, why: str) -> None:
         """Warm-stop one worker; its slot gets a new one at once."""
@@ -356,7 +353,8 @@ class Arbiter:
         if self.reason is None:
             self.exit_code, self.reason = code, reason
             log.error("stopping the pool: %s", reason)
-        self.begin_stop()
+        if not self.stopping:  # a failure is no second signal: it must not turn cold
+            self.begin_stop()
 
     def begin_stop(self) -> None:
         """Warm shutdown of every worker; called again, make it cold."""

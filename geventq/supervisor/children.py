@@ -145,6 +145,7 @@ class Child:
 
     @property
     def pid(self) -> int:
+        """The worker's process id."""
         return self.process.pid
 
     def observe_beat(self, mtime: float | None, now: float) -> bool:
