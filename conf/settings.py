@@ -14,6 +14,21 @@ REDIS_URL = None
 # REDIS_DB = 0
 # REDIS_USERNAME = None        # an ACL user
 # REDIS_PASSWORD = None        # never printed by geventq
+# REDIS_SSL = False            # TLS with REDIS_HOST/PORT (a URL says it with rediss://)
+# TLS files, for rediss:// URLs, REDIS_SSL = True and Sentinel masters:
+# REDIS_SSL_CA_CERTS = "/etc/ssl/redis-ca.pem"   # the CA that signed the server's certificate
+# REDIS_SSL_CERTFILE = None    # client certificate, when Redis has tls-auth-clients yes
+# REDIS_SSL_KEYFILE = None     # its private key
+# REDIS_SSL_CERT_REQS = None   # "required" (redis-py's default), "optional" or "none"
+# REDIS_SOCKET_TIMEOUT = None  # seconds; None keeps redis-py's default
+# REDIS_SOCKET_CONNECT_TIMEOUT = None
+# Redis Sentinel: when set, wins over REDIS_URL/REDIS_HOST; workers and `geventq`
+# commands follow a failover. REDIS_USERNAME/PASSWORD/DB/SSL apply to the master.
+# REDIS_SENTINELS = [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("10.0.0.3", 26379)]
+# REDIS_SENTINEL_MASTER = "mymaster"
+# REDIS_SENTINEL_PASSWORD = None   # if the sentinels themselves require AUTH
+# REDIS_SENTINEL_USERNAME = None
+# REDIS_SENTINEL_KWARGS = {}       # more redis-py keywords for the sentinel connections
 PREFIX = "geventq:"            # every key starts with this; "{geventq}:" for one cluster slot
 SERIALIZER = None              # None/"pickle" (trusts Redis), "json", or a dotted path
 
@@ -35,7 +50,9 @@ NO_WAIT = False                # exit at once if Redis is down at start, instead
 HEARTBEAT_INTERVAL = 5         # seconds between heartbeats; a worker is dead after 3 missed
 SHUTDOWN_GRACE = 30            # seconds a warm shutdown lets running jobs finish
 MAX_ABANDONED_REQUEUES = 1     # times a job of a dead or cold-stopped worker is requeued before it fails
+                               # (docs/reliability.md: live workers recover dead ones' jobs)
 DEFAULT_RESULT_TTL = 500       # seconds results are kept unless a job says otherwise
+
 # --- Scheduling, retries with intervals, periodic jobs -----------------------------
 # The scheduler queues jobs of enqueue_at/enqueue_in and retries with an interval when
 # they are due (within ~1 s), and enqueues PERIODIC. Any number of workers may run it;

@@ -1,13 +1,21 @@
-"""Getting a Redis connection."""
+"""Getting a Redis connection: a URL, host/port settings, TLS, ACL users or Sentinel."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis
 
 from .defaults import DEFAULT_REDIS_URL
+from .exceptions import ConfigError
 from .utils import redact_url
+
+# settings key -> redis-py keyword, for TLS connections
+_SSL_SETTINGS = {"REDIS_SSL_CA_CERTS": "ssl_ca_certs", "REDIS_SSL_CERTFILE": "ssl_certfile",
+                 "REDIS_SSL_KEYFILE": "ssl_keyfile"}
+_SOCKET_SETTINGS = {"REDIS_SOCKET_TIMEOUT": "socket_timeout",
+                    "REDIS_SOCKET_CONNECT_TIMEOUT": "socket_connect_timeout"}
 
 
 def get_connection(url: str | None = None, **kwargs) -> redis.Redis:
@@ -24,22 +32,111 @@ def get_connection(url: str | None = None, **kwargs) -> redis.Redis:
 
 
 def connection_from_settings(settings: dict) -> redis.Redis:
-    """A connection from config keys: REDIS_URL, else REDIS_HOST/PORT/DB/PASSWORD."""
+    """A connection from config keys.
+
+    ``REDIS_SENTINELS`` (with ``REDIS_SENTINEL_MASTER``) wins; else ``REDIS_URL``;
+    else ``REDIS_HOST``/``PORT``/``DB``/``USERNAME``/``PASSWORD`` (``REDIS_SSL`` for
+    TLS); else ``$REDIS_URL`` or localhost. ``REDIS_SSL_CA_CERTS``/``CERTFILE``/
+    ``KEYFILE`` apply to every TLS connection. Raises ``ConfigError`` naming the
+    setting that is wrong (never showing a password).
+    """
     url = settings.get("REDIS_URL")
+    if settings.get("REDIS_SENTINELS"):
+        return _sentinel_master(settings)
     if url or not settings.get("REDIS_HOST"):
-        return get_connection(url)
-    return redis.Redis(host=settings["REDIS_HOST"], port=int(settings.get("REDIS_PORT") or 6379),
-                       db=int(settings.get("REDIS_DB") or 0),
+        url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        tls = url.startswith("rediss://")
+        return get_connection(url, **_options(settings, tls, "a rediss:// URL"))
+    tls = bool(settings.get("REDIS_SSL"))
+    return redis.Redis(host=settings["REDIS_HOST"], port=_int_setting(settings, "REDIS_PORT", 6379),
+                       db=_int_setting(settings, "REDIS_DB", 0),
                        username=settings.get("REDIS_USERNAME"),
-                       password=settings.get("REDIS_PASSWORD"))
+                       password=settings.get("REDIS_PASSWORD"), ssl=tls,
+                       **_options(settings, tls, "REDIS_SSL = True"))
+
+
+def _options(settings: dict, tls: bool, how: str) -> dict[str, Any]:
+    """Socket and TLS keywords for redis-py from the settings."""
+    options: dict[str, Any] = {}
+    for key, name in _SOCKET_SETTINGS.items():
+        if settings.get(key) is not None:
+            try:
+                options[name] = float(settings[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be seconds, got {settings[key]!r}") from None
+    given = {key: settings[key] for key in _SSL_SETTINGS if settings.get(key)}
+    if given and not tls:
+        raise ConfigError(f"{', '.join(given)} set but the connection does not use TLS: "
+                          f"use {how}")
+    for key, path in given.items():
+        if not os.path.isfile(path):
+            raise ConfigError(f"{key}: no such file: {path}")
+        options[_SSL_SETTINGS[key]] = path
+    if tls and settings.get("REDIS_SSL_CERT_REQS"):
+        options["ssl_cert_reqs"] = settings["REDIS_SSL_CERT_REQS"]
+    return options
+
+
+def _int_setting(settings: dict, key: str, default: int) -> int:
+    value = settings.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _sentinel_master(settings: dict) -> redis.Redis:
+    """A client of the master that Sentinel names; it follows a failover by itself."""
+    from redis.sentinel import Sentinel
+
+    master = settings.get("REDIS_SENTINEL_MASTER")
+    if not master or not isinstance(master, str):
+        raise ConfigError("REDIS_SENTINELS is set: REDIS_SENTINEL_MASTER must name the master "
+                          "(the name in 'sentinel monitor <name> ...')")
+    addresses = []
+    for item in settings["REDIS_SENTINELS"]:
+        if isinstance(item, str) and ":" in item:
+            item = item.rsplit(":", 1)
+        try:
+            host, port = item
+            addresses.append((str(host), int(port)))
+        except (TypeError, ValueError):
+            raise ConfigError(f"REDIS_SENTINELS takes (host, port) pairs or 'host:port' strings, "
+                              f"got {item!r}") from None
+    tls = bool(settings.get("REDIS_SSL"))
+    options = _options(settings, tls, "REDIS_SSL = True")
+    sentinel_kwargs = dict(settings.get("REDIS_SENTINEL_KWARGS") or {})
+    for key, name in (("REDIS_SENTINEL_PASSWORD", "password"),
+                      ("REDIS_SENTINEL_USERNAME", "username")):
+        if settings.get(key):
+            sentinel_kwargs.setdefault(name, settings[key])
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in options:
+            sentinel_kwargs.setdefault(name, options[name])
+    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs,
+                        db=_int_setting(settings, "REDIS_DB", 0),
+                        username=settings.get("REDIS_USERNAME"),
+                        password=settings.get("REDIS_PASSWORD"), ssl=tls, **options)
+    return sentinel.master_for(master)
 
 
 def describe_connection(connection: redis.Redis) -> str:
     """Where a client points, without its password: for logs and error messages."""
-    kwargs = connection.connection_pool.connection_kwargs
+    pool = connection.connection_pool
+    kwargs = pool.connection_kwargs
+    user = f"{kwargs['username']}@" if kwargs.get("username") else ""
     if "path" in kwargs:
-        return f"unix://{kwargs['path']}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        return f"unix://{user}{kwargs['path']}"
+    tls = " (TLS)" if issubclass(pool.connection_class, redis.SSLConnection) else ""
+    sentinel = getattr(pool, "sentinel_manager", None)
+    if sentinel is not None:
+        nodes = ",".join("{host}:{port}".format_map(s.connection_pool.connection_kwargs)
+                         for s in sentinel.sentinels)
+        return f"master {user}{pool.service_name}/{kwargs.get('db', 0)} via sentinels {nodes}{tls}"
+    return f"{user}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/" \
+           f"{kwargs.get('db', 0)}{tls}"
 
 
 def resolve_connection(connection: redis.Redis | None) -> redis.Redis:
@@ -61,7 +158,27 @@ def _redact(text: str, url: str) -> str:
 
 
 def clone_connection(connection: redis.Redis) -> redis.Redis:
-    """A client to the same server with a pool of its own (for another thread or process)."""
+    """A client to the same server with a pool of its own (for another thread or process).
+
+    A Sentinel client gets its own Sentinel clients too, so it follows a failover
+    without sharing a socket or a lock with the original.
+    """
     pool = connection.connection_pool
-    new_pool = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+    kwargs = dict(pool.connection_kwargs)
+    sentinel = getattr(pool, "sentinel_manager", None)
+    if sentinel is None:
+        new_pool = type(pool)(connection_class=pool.connection_class, **kwargs)
+        return redis.Redis(connection_pool=new_pool)
+    from redis.sentinel import Sentinel
+
+    kwargs.pop("connection_pool", None)  # the old pool's proxy; the new pool makes its own
+    addresses = [(s.connection_pool.connection_kwargs["host"],
+                  s.connection_pool.connection_kwargs["port"]) for s in sentinel.sentinels]
+    manager = Sentinel(addresses, min_other_sentinels=sentinel.min_other_sentinels,
+                       sentinel_kwargs=sentinel.sentinel_kwargs,
+                       force_master_ip=getattr(sentinel, "_force_master_ip", None),
+                       **sentinel.connection_kwargs)
+    new_pool = type(pool)(pool.service_name, manager, is_master=pool.is_master,
+                          check_connection=pool.check_connection,
+                          connection_class=pool.connection_class, **kwargs)
     return redis.Redis(connection_pool=new_pool)

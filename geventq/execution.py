@@ -19,7 +19,7 @@ from typing import Any
 
 from .callbacks import run_failure_callback, run_success_callback
 from .context import reset_current_job, set_current_job
-from .exceptions import ShutdownRequested, StopRequested
+from .exceptions import DeserializationError, ShutdownRequested, StopRequested
 from .job import Job
 from .lifecycle import Ending
 
@@ -46,8 +46,9 @@ def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
     token = set_current_job(job)
     try:
         try:
+            func, args, kwargs = load_call(job)
             with death_penalty(job):
-                result = job.func(*job.args, **job.kwargs)
+                result = func(*args, **kwargs)
         finally:
             reset_current_job(token)
         payload = serialize_result(job, result)
@@ -69,6 +70,20 @@ def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
     _log_end(job, ending, started)
     run_success_callback(job, result, death_penalty)
     return ending
+
+
+def load_call(job: Job) -> tuple[Callable, tuple, dict]:
+    """The function and arguments of a stored job; raises naming what cannot be loaded."""
+    load_error = getattr(job, "load_error", None)  # set by lifecycle.start for a broken hash
+    if load_error:
+        raise DeserializationError(load_error)
+    args, kwargs = job.args, job.kwargs  # DeserializationError names the job and serializer
+    try:
+        func = job.func
+    except Exception as exc:
+        raise ImportError(f"cannot import the function {job.func_name!r} of job {job.id}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    return func, args, kwargs
 
 
 def serialize_result(job: Job, result: Any) -> bytes:

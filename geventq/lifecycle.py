@@ -12,6 +12,7 @@ enqueued exactly once even when its parents end together on two workers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,11 @@ from .job import Job
 from .keys import Keys
 from .retry import has_retry, next_delay
 from .utils import as_str, now
+
+logger = logging.getLogger("geventq.worker")
+
+# a job hash without these cannot run; it fails with a reason instead
+_REQUIRED_FIELDS = ("func", "data")
 
 
 def claim(connection: redis.Redis, keys: Keys, queue_names: Sequence[str], worker_name: str,
@@ -51,13 +57,34 @@ def start(connection: redis.Redis, keys: Keys, worker_name: str,
     reply = scripts.call(connection, "start", script_keys,
                          [repr(now()), worker_name, *(job_id for _, job_id in claimed)])
     jobs = []
-    for (_, job_id), flat in zip(claimed, reply):
+    for (queue_name, job_id), flat in zip(claimed, reply):
         if not flat:
+            logger.warning("job %s taken from queue %s no longer exists (its ttl ran out or it "
+                           "was deleted): skipped", job_id, queue_name)
             continue
         job = job_class(job_id, connection=connection, serializer=serializer, keys=keys)
-        job.load_mapping(dict(zip(flat[::2], flat[1::2])))
-        jobs.append(job)
+        jobs.append(_load_started(job, dict(zip(flat[::2], flat[1::2])), queue_name))
     return jobs
+
+
+def _load_started(job: Job, mapping: dict, queue_name: str) -> Job:
+    """Load a started job; a broken hash gives a job whose run fails with the reason.
+
+    ``job.load_error`` (read by :func:`geventq.execution.execute`) says what is wrong.
+    """
+    error = None
+    try:
+        job.load_mapping(mapping)
+    except Exception as exc:  # corrupt fields: the job must still end, as failed
+        error = f"{type(exc).__name__}: {exc}"
+    missing = [f for f in _REQUIRED_FIELDS if f not in {as_str(k) for k in mapping}]
+    if missing:
+        error = f"its hash has no {', '.join(repr(f) for f in missing)} field"
+    if not job.origin:
+        job.origin = queue_name  # the queue it was claimed from is where it ends
+    if error:
+        job.load_error = f"job {job.id} cannot be loaded: {error}"
+    return job
 
 
 @dataclass

@@ -30,10 +30,16 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server process of our own: ``with RedisServer() as server: server.url``."""
+    """A redis-server process of our own: ``with RedisServer() as server: server.url``.
+
+    ``sentinel`` (lines such as ``"monitor mymaster 127.0.0.1 6380 2"``) runs it as
+    a Sentinel instead: those lines, each prefixed with ``sentinel``, go into a
+    config file of its own (Sentinel rewrites it as it learns the topology).
+    """
 
     def __init__(self, port: int | None = None, args: Sequence[str] = (),
-                 binary: str | None = None, persistent: bool = False):
+                 binary: str | None = None, persistent: bool = False,
+                 sentinel: Sequence[str] | None = None):
         self.binary = binary or find_redis_server()
         if not self.binary:
             raise RuntimeError("redis-server not found: install it (Debian/Ubuntu: "
@@ -41,6 +47,7 @@ class RedisServer:
         self.port = port or free_port()
         self.args = list(args)
         self.persistent = persistent
+        self.sentinel = list(sentinel) if sentinel is not None else None
         self.dir = tempfile.mkdtemp(prefix="geventq-redis-")
         self.process: subprocess.Popen | None = None
 
@@ -50,7 +57,14 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = [self.binary]
+        if self.sentinel is not None:
+            config = os.path.join(self.dir, "sentinel.conf")
+            if not os.path.exists(config):  # a restart keeps what Sentinel learnt
+                with open(config, "w") as fh:
+                    fh.writelines(f"sentinel {line}\n" for line in self.sentinel)
+            cmd += [config, "--sentinel"]
+        cmd += ["--port", str(self.port), "--bind", "127.0.0.1",
                "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning",
                "--logfile", os.path.join(self.dir, "redis.log")]
         if not self.persistent:

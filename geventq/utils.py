@@ -99,7 +99,9 @@ def redact_url(url: str | None) -> str | None:
     """Strip a password from a URL (``redis://user:secret@h`` -> ``redis://user:***@h``)."""
     if not url:
         return url
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    # up to the last '@' of the netloc: a password may itself contain '@'
+    url = re.sub(r"(//[^:/@\s]*:)[^/\s]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 def backoff_delay(attempt: int, base: float = 0.1, cap: float = 30.0) -> float:

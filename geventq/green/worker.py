@@ -245,9 +245,8 @@ class GeventWorker(Worker):
     def _start_background(self) -> None:
         self._heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
         self._heartbeat.start()
-        self._recovery = DeadWorkerRecovery(self.connection, self.keys, self.name,
-                                            self.heartbeat_interval, self.max_abandoned_requeues,
-                                            holdoff=self.worker_ttl)
+        self._recovery = DeadWorkerRecovery(self.connection, self.keys, self.name, self.heartbeat_interval,
+                                            self.max_abandoned_requeues)
         self._recovery.start()
         self._background = [gevent.spawn(self._finisher), gevent.spawn(self._listen_for_stops)]
         if self.scheduler is not None:

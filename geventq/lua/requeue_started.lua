@@ -6,14 +6,22 @@
 -- ARGV: 1 id, 2 queue name, 3 now, 4 max requeues, 5 failure ttl, 6 reason
 local job_id, queue_name, now = ARGV[1], ARGV[2], ARGV[3]
 local max_requeues, failure_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('SREM', KEYS[3], job_id) == 0 and redis.call('ZSCORE', KEYS[2], job_id) == false then
+-- only the owner's in-flight set says the job is still that owner's: once another recoverer
+-- has put it back, it may already be claimed (and in the started registry) again elsewhere
+if redis.call('SREM', KEYS[3], job_id) == 0 then
   return {'gone'}
 end
 redis.call('ZREM', KEYS[2], job_id)
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
-if redis.call('HGET', KEYS[1], 'status') ~= 'started' then
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
+  -- claimed, but its worker died before starting it: it never ran, so no requeue is counted
+  push_job(KEYS[4], KEYS[5], KEYS[6], queue_name, job_id, true)
+  return {'queued'}
+end
+if status ~= 'started' then
   return {'not-started'}
 end
 local count = redis.call('HINCRBY', KEYS[1], 'requeues', 1)

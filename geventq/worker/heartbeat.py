@@ -34,14 +34,25 @@ class HeartbeatThread:
         self._stopped = False
         self._sleep = _native("time", "sleep")
         self._start_new_thread = _native("_thread", "start_new_thread")
+        self._running = _native("_thread", "allocate_lock")()  # held while the thread runs
 
     def start(self) -> None:
+        self._running.acquire()
         self._start_new_thread(self._run, ())
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop beating; wait (up to ``timeout``) for a beat under way, so none lands later."""
         self._stopped = True
+        if self._running.acquire(True, timeout):
+            self._running.release()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._running.release()
+
+    def _loop(self) -> None:
         failures = 0
         while not self._stopped:
             try:

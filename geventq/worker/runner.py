@@ -33,16 +33,27 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
     except (ConfigError, ValueError, ImportError, AttributeError, TypeError) as exc:
         print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
         return EXIT_BOOT_ERROR
-    if not wait_for_redis(connection, no_wait=bool(settings.get("NO_WAIT"))):
-        return EXIT_BOOT_ERROR
-    try:
-        worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
-    except redis.AuthenticationError as exc:
-        print(f"geventq worker: Redis refused the credentials: {exc}", file=sys.stderr)
-        return EXIT_BOOT_ERROR
-    except Exception:
-        logger.exception("worker %s crashed", worker.name)
-        return EXIT_FAILURE
+    no_wait = bool(settings.get("NO_WAIT"))
+    while True:
+        if not wait_for_redis(connection, no_wait=no_wait):
+            return EXIT_BOOT_ERROR
+        try:
+            worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
+            break
+        except redis.AuthenticationError as exc:
+            print(f"geventq worker: Redis refused the credentials: {exc}", file=sys.stderr)
+            return EXIT_BOOT_ERROR
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # only registering talks to Redis outside the worker's own retries
+            if no_wait:
+                print(f"geventq worker: lost Redis while starting: {redact_url(str(exc))}",
+                      file=sys.stderr)
+                return EXIT_FAILURE
+            logger.warning("lost Redis while starting (%s); waiting for it again",
+                           redact_url(str(exc)))
+        except Exception:
+            logger.exception("worker %s crashed", worker.name)
+            return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -138,15 +149,17 @@ def wait_for_redis(connection: redis.Redis, no_wait: bool) -> bool:
             connection.ping()
             return True
         except redis.AuthenticationError as exc:
-            print(f"geventq worker: Redis at {where} refused the credentials: {exc}",
-                  file=sys.stderr)
+            print(f"geventq worker: Redis at {where} refused the credentials: "
+                  f"{redact_url(str(exc))}", file=sys.stderr)
             return False
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            reason = redact_url(str(exc))
             if no_wait:
-                print(f"geventq worker: cannot reach Redis at {where}: {exc}", file=sys.stderr)
+                print(f"geventq worker: cannot reach Redis at {where}: {reason}",
+                      file=sys.stderr)
                 return False
             attempt += 1
             delay = backoff_delay(attempt, base=0.5)
-            logger.warning("cannot reach Redis at %s (%s); retry %d in %.1f s", where, exc,
+            logger.warning("cannot reach Redis at %s (%s); retry %d in %.1f s", where, reason,
                            attempt, delay)
             time.sleep(delay)

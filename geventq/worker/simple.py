@@ -13,13 +13,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import redis
+
 from .. import lifecycle
 from ..connection import clone_connection
 from ..exceptions import JobTimeoutException, ShutdownRequested
 from ..execution import execute
 from ..job import Job
+from ..utils import backoff_delay
 from .base import Worker, WorkerState
 from .heartbeat import HeartbeatThread
+from .recovery import DeadWorkerRecovery, lost_claims
 
 logger = logging.getLogger("geventq.worker")
 
@@ -54,6 +58,8 @@ class SimpleWorker(Worker):
         self._stop_requested = 0
         self._current: Job | None = None
         self._jobs_run = 0
+        self._redis_failures = 0
+        self._next_self_check = 0.0
         self._suspended = False
 
     def _check_suspended(self) -> bool:
@@ -71,38 +77,68 @@ class SimpleWorker(Worker):
         self.register(concurrency=1, mode="simple")
         heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
         heartbeat.start()
+        recovery = DeadWorkerRecovery(self.connection, self.keys, self.name, self.heartbeat_interval,
+                                      self.max_abandoned_requeues)
+        recovery.start()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         wake_keys = [self.keys.wake(name) for name in self.queue_names]
         try:
             while not self._stop_requested:
                 if max_jobs is not None and self._jobs_run >= max_jobs:
                     break
-                if self._check_suspended():
-                    time.sleep(1)
-                    continue
-                claimed = lifecycle.claim(self.connection, self.keys, self.queue_names,
-                                          self.name, 1)
-                if not claimed:
-                    if burst:
+                try:
+                    if not self._work_once(burst, wake_keys):
                         break
-                    self.connection.blpop(wake_keys, timeout=1)
-                    continue
-                for job in lifecycle.start(self.connection, self.keys, self.name, claimed,
-                                           job_class=self.job_class, serializer=self.serializer):
-                    self._perform(job)
-                self._jobs_run += 1
+                    self._redis_failures = 0
+                except redis.RedisError as exc:  # never a crash, never a busy loop
+                    self._next_self_check = 0.0  # a claim's reply may have been lost
+                    self._backoff("taking a job", exc)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            recovery.stop()
             heartbeat.stop()
             self.unregister()
         return self._jobs_run > 0
+
+    def _work_once(self, burst: bool, wake_keys: list[str]) -> bool:
+        """Take and run one job (or wait for one); False when a burst is done."""
+        if self._check_suspended():
+            time.sleep(1)
+            return True
+        claimed: list[tuple[str, str]] = []
+        if time.monotonic() >= self._next_self_check:
+            # between jobs this worker holds nothing: whatever is in flight was lost
+            self._next_self_check = time.monotonic() + self.heartbeat_interval
+            claimed = lost_claims(self.connection, self.keys, self.name, ())[:1]
+        claimed = claimed or lifecycle.claim(self.connection, self.keys, self.queue_names,
+                                             self.name, 1)
+        if not claimed:
+            if burst:
+                return False
+            self.connection.blpop(wake_keys, timeout=1)
+            return True
+        for job in lifecycle.start(self.connection, self.keys, self.name, claimed,
+                                   job_class=self.job_class, serializer=self.serializer):
+            self._perform(job)
+        self._jobs_run += 1
+        return True
+
+    def _backoff(self, what: str, exc: Exception) -> None:
+        self._redis_failures += 1
+        delay = backoff_delay(self._redis_failures)
+        logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
+                       type(exc).__name__, exc, delay)
+        end = time.monotonic() + delay
+        while time.monotonic() < end and not self._stop_requested:
+            time.sleep(min(0.1, end - time.monotonic()))
 
     def _perform(self, job: Job) -> None:
         self._current = job
         try:
             ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
         except ShutdownRequested:
+            # on a Redis error the job stays in the in-flight set: unregister puts it back
             lifecycle.requeue_started(self.connection, self.keys, self.name, job.id, job.origin,
                                       f"shutdown: worker {self.name} stopped while the job ran",
                                       max_requeues=self.max_abandoned_requeues)
@@ -110,9 +146,19 @@ class SimpleWorker(Worker):
         finally:
             self._current = None
         ok = ending.outcome == "finished"
-        lifecycle.end_jobs(self.connection, self.keys, self.name, [ending], extra_commands=[
-            ("HINCRBY", self.key, "successful" if ok else "failed", 1),
-            ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))])
+        attempt = 0
+        while True:  # the result is kept: retried until Redis takes it
+            try:
+                lifecycle.end_jobs(self.connection, self.keys, self.name, [ending], extra_commands=[
+                    ("HINCRBY", self.key, "successful" if ok else "failed", 1),
+                    ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))])
+                return
+            except redis.RedisError as exc:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                logger.warning("could not record the end of job %s (%s: %s); retrying in %.1f s",
+                               job.id, type(exc).__name__, exc, delay)
+                time.sleep(delay)
 
     def _beat(self) -> None:
         if not hasattr(self, "_beat_connection"):
