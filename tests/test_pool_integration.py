@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -155,12 +156,33 @@ def running(pid: int) -> bool:
         return False
 
 
-def notify_socket(tmp_path) -> tuple[socket.socket, str]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    path = str(tmp_path / "notify.sock")
-    sock.bind(path)
-    sock.settimeout(20)
-    return sock, path
+class NotifyListener(threading.Thread):
+    """A datagram socket playing systemd: reads every sd_notify message as it comes."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self.stopped = False
+
+    def run(self) -> None:
+        while not self.stopped:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def wait_for(self, first_line: str, count: int = 1, timeout: float = 30) -> None:
+        wait_for(lambda: sum(m.split("\n")[0] == first_line for m in self.messages) >= count,
+                 timeout=timeout, message=f"{count} x {first_line}")
+
+    def close(self) -> None:
+        self.stopped = True
+        self.join(5)
+        self.sock.close()
 
 
 # -- the real worker ---------------------------------------------------------
@@ -225,43 +247,38 @@ def test_sigterm_drains_a_long_job_then_exits_0(start_pool, queue):
 
 def test_sighup_replaces_every_worker_new_before_old_with_sd_notify(
         start_pool, connection, tmp_path):
-    sock, path = notify_socket(tmp_path)
-    pool = start_pool("-N", "2", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
-    messages: list[str] = []
-
-    def receive_until(kind: str) -> None:
-        while True:
-            message = sock.recv(4096).decode()
-            messages.append(message)
-            if message.startswith(kind):
-                return
-
-    with sock:
-        receive_until("READY=1")
+    listener = NotifyListener(str(tmp_path / "notify.sock"))
+    listener.start()
+    try:
+        pool = start_pool("-N", "2",
+                          env={"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000"})
+        listener.wait_for("READY=1")
         assert registered(connection) == {f"{POOL}.0.0", f"{POOL}.1.0"}
         pool.killpg(signal.SIGHUP)
         seen = []
         new = {f"{POOL}.0.1", f"{POOL}.1.1"}
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 40
         while registered(connection) != new:
             seen.append(len(registered(connection)))
             assert time.monotonic() < deadline, pool.output()
             time.sleep(0.02)
         assert min(seen) >= 1, "never fewer than N - 1 workers"
-        receive_until("READY=1")
+        listener.wait_for("READY=1", count=2)
         pool.killpg(signal.SIGTERM)
-        receive_until("STOPPING=1")
         assert pool.wait(20) == 0, pool.output()
+        listener.wait_for("STOPPING=1")
+    finally:
+        listener.close()
     out = pool.output()
     for slot in range(2):  # each new worker was up before its old one was told to stop
         assert out.index(f"worker {POOL}.{slot}.1 started on queues") < \
             out.index(f"worker {POOL}.{slot}.0 got SIGTERM")
+    messages = listener.messages
     kinds = [m.split("\n")[0] for m in messages if not m.startswith(("WATCHDOG", "STATUS"))]
     assert kinds == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"]
-    assert any(m == "WATCHDOG=1" for m in messages)
+    assert "WATCHDOG=1" in messages
     assert "STATUS=2/2 workers up" in next(m for m in messages if m.startswith("READY=1"))
-    # the workers never saw systemd's socket
-    assert "NOTIFY_SOCKET" not in out
+    assert "NOTIFY_SOCKET" not in out  # the workers never saw systemd's socket
 
 
 def test_ttin_and_ttou_change_the_number_of_workers(start_pool, connection):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -97,7 +98,7 @@ class RecordingNotifier(Notifier):
         self.watchdog_interval = watchdog
         self.messages: list[str] = []
 
-    def send(self, *fields: str) -> bool:
+    def send(self, *fields: str, wait: float = 0.0) -> bool:
         self.messages.append("\n".join(fields))
         return True
 
@@ -634,3 +635,13 @@ def test_pump_stderr_passes_on_an_endless_line_instead_of_hoarding_it():
     assert out.getvalue().startswith("x" * 4096)
     os.close(w)
     child.process.close()
+
+
+def test_notifier_never_blocks_on_a_full_socket(tmp_path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify"))  # nobody reads: the queue fills up
+        notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify")})
+        started = time.monotonic()
+        sent = [notifier.watchdog() for _ in range(200)]
+        assert time.monotonic() - started < 2
+        assert sent[0] and not all(sent), "the first ones fit, the rest are dropped"

@@ -19,6 +19,7 @@ log = logging.getLogger("geventq.pool")
 # Variables meant for the launcher only: a worker that inherits them could
 # send notifications systemd rejects (NotifyAccess=main) or arm a watchdog.
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+STATE_WAIT = 1.0  # seconds READY/RELOADING/STOPPING may wait for room in the socket
 
 
 def watchdog_interval(env: Mapping[str, str] = os.environ) -> float | None:
@@ -49,8 +50,14 @@ class Notifier:
         """True when running under a service manager that listens."""
         return self.address is not None
 
-    def send(self, *fields: str) -> bool:
-        """Send one message made of ``KEY=VALUE`` fields; True if it was sent."""
+    def send(self, *fields: str, wait: float = 0.0) -> bool:
+        """Send one message made of ``KEY=VALUE`` fields; True if it was sent.
+
+        A datagram socket whose reader lags is full after a few messages, and a
+        plain send would then block the launcher's loop. Routine messages
+        (STATUS, WATCHDOG) are dropped at once instead; state changes wait up
+        to ``wait`` seconds.
+        """
         if not self.address:
             return False
         addr = self.address
@@ -58,6 +65,7 @@ class Notifier:
             addr = "\0" + addr[1:]
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(wait)
                 sock.connect(addr)
                 sock.sendall("\n".join(fields).encode("utf-8"))
         except OSError as exc:
@@ -67,7 +75,7 @@ class Notifier:
 
     def ready(self, status: str | None = None) -> bool:
         """``READY=1``: every worker is up (also ends a reload)."""
-        return self.send("READY=1", *([f"STATUS={status}"] if status else []))
+        return self.send("READY=1", *([f"STATUS={status}"] if status else []), wait=STATE_WAIT)
 
     def status(self, status: str) -> bool:
         """``STATUS=...``: a one-line summary shown by ``systemctl status``."""
@@ -76,11 +84,11 @@ class Notifier:
     def reloading(self) -> bool:
         """``RELOADING=1``; systemd >= 253 wants the monotonic time with it."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", wait=STATE_WAIT)
 
     def stopping(self) -> bool:
         """``STOPPING=1``: the warm shutdown has begun."""
-        return self.send("STOPPING=1")
+        return self.send("STOPPING=1", wait=STATE_WAIT)
 
     def watchdog(self) -> bool:
         """``WATCHDOG=1``: the main loop is alive."""
