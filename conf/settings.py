@@ -67,3 +67,9 @@ SCHEDULER_LOCK_TTL = 10        # seconds; if the active scheduler dies, another 
 # PERIODIC = [("*/5 * * * *", "myapp.reports.refresh"),
 #             (30, "myapp.feeds.poll", ["rss"], {}, {"queue": "low", "job_timeout": 20})]
 PERIODIC = []
+
+# --- geventq pool (the launcher; see docs/deployment.md) ---------------------------
+# WORKERS = 4                  # worker processes; default one per CPU; -N/--workers wins
+# WORKER_TIMEOUT = 60          # seconds without a heartbeat before a worker is killed and replaced
+# WORKER_BOOT_TIMEOUT = 30     # seconds a new worker has to beat the first time
+# MAX_MEMORY = "512M"          # RSS limit per worker (bytes or '512M', '1.5G'); over it: recycled
