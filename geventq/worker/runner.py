@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +27,7 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
     Configuration problems print one line naming the problem and return
     ``EXIT_BOOT_ERROR`` (the launcher does not restart-storm on those).
     """
+    touch_heartbeat_file()
     try:
         settings = load_settings()
         setup_logging(settings.get("LOGGING_LEVEL") or "INFO")
@@ -55,6 +58,29 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
             logger.exception("worker %s crashed", worker.name)
             return EXIT_FAILURE
     return EXIT_OK
+
+
+def touch_heartbeat_file(interval: float = 1.0) -> None:
+    """Touch ``$GEVENTQ_HEARTBEAT_FILE`` every second, from process start to exit.
+
+    The launcher kills a worker whose file goes stale. Under gevent the
+    thread is a greenlet, so the file stops when a job blocks the hub: that is
+    the point. It starts before Redis is reached, so a worker waiting for
+    Redis at boot is not mistaken for a stuck one.
+    """
+    path = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
+    if not path:
+        return
+
+    def touch() -> None:
+        while True:
+            try:
+                os.utime(path)
+            except OSError:
+                pass
+            time.sleep(interval)
+
+    threading.Thread(target=touch, name="geventq-heartbeat-file", daemon=True).start()
 
 
 def setup_logging(level: str) -> None:
