@@ -197,8 +197,8 @@ def render_schedule(connection: redis.Redis, keys: Keys, queue_names: list[str])
         for name, raw in sorted((as_str(k), as_str(v)) for k, v in entries.items()):
             info = json.loads(raw)
             previous = _when(float(last[name])) if last.get(name) else "never"
-            lines.append(f"  {name}: {info['func']} {info['schedule']} on {info['queue']}"
-                         f"  next {_when(info['next'])}  last {previous}")
+            lines.append(f"  {name}: {info['schedule']}, {info['func']} on {info['queue']};"
+                         f"  next {_when(info['next'])}  last occurrence {previous}")
     return lines
 
 

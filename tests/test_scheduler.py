@@ -96,7 +96,7 @@ def test_scheduler_lock_moves_to_another_worker_when_its_holder_is_killed(
     died = time.monotonic()
     new_holder = wait_for(lambda: (lock_holder(connection) or holder) != holder and
                           lock_holder(connection), timeout=10, message="another scheduler")
-    assert time.monotonic() - died <= 2 + 1.0
+    assert time.monotonic() - died <= 2 + 1.5  # expiry + one look by the other candidate
     assert new_holder.split(".")[-2] != str(killed.pid)
     job = queue.enqueue_in(0, jobs_sched.add, 2, 3)
     wait_for(lambda: job.get_status() == "finished", timeout=5, message="scheduling to resume")
@@ -122,7 +122,7 @@ def test_periodic_job_every_second_runs_once_per_occurrence_with_two_schedulers(
     wait_for(lambda: lock_holder(connection), timeout=15, message="a scheduler")
     started = time.monotonic()
     wait_for(lambda: connection.llen("periodic") >= 3, timeout=8, message="three runs")
-    assert time.monotonic() - started < 4.5
+    assert time.monotonic() - started < 5.0
     runs = [json.loads(r) for r in connection.lrange("periodic", 0, -1)]
     occurrences = [float(r[0]) for r in runs]
     assert len(set(occurrences)) == len(occurrences), occurrences
