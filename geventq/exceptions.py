@@ -50,3 +50,8 @@ class StopRequested(BaseException):
 
 class ShutdownRequested(BaseException):
     """Raised inside a job's greenlet by a cold shutdown; the job is requeued."""
+
+
+class ChildProcessDied(GeventqError):
+    """The forked child running a fork-queue job died (a signal, or an exit) before it
+    reported how the job ended; the job fails with this, naming the signal or exit code."""

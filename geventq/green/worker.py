@@ -22,7 +22,7 @@ from gevent.event import Event
 
 from .. import lifecycle
 from ..connection import clone_connection
-from ..defaults import DEFAULT_CONCURRENCY
+from ..defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_BLOCKING_TIME
 from ..exceptions import ShutdownRequested, StopRequested
 from ..execution import execute
 from ..job import Job
@@ -32,6 +32,8 @@ from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
 from ..worker.heartbeat import HeartbeatThread
 from ..worker.recovery import DeadWorkerRecovery, lost_claims
+from .forking import ForkPool, fork_settings
+from .hubguard import HubGuard
 from .timeouts import gevent_death_penalty
 
 logger = logging.getLogger("geventq.worker")
@@ -47,11 +49,26 @@ class GeventWorker(Worker):
 
     def __init__(self, queues: Any = ("default",), concurrency: int = DEFAULT_CONCURRENCY,
                  with_scheduler: bool = False, periodic: Any = None,
-                 scheduler_lock_ttl: float | None = None, **kwargs: Any) -> None:
+                 scheduler_lock_ttl: float | None = None, fork_queues: Any = (),
+                 fork_concurrency: int | None = None, mode: str = "gevent",
+                 max_blocking_time: float | None = DEFAULT_MAX_BLOCKING_TIME,
+                 **kwargs: Any) -> None:
         super().__init__(queues, **kwargs)
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
         self.concurrency = concurrency
+        # Two lanes, each claimed on its own so that neither takes more jobs than it has
+        # slots: greenlets (`concurrency`) and forked children (`fork_concurrency`, see
+        # geventq.green.forking). Within a lane, queues keep their priority order.
+        self.mode, self.fork_queue_names, self.fork_concurrency = fork_settings(
+            mode, fork_queues, fork_concurrency, self.queue_names)
+        self._green_queue_names = [q for q in self.queue_names if q not in self.fork_queue_names]
+        self._forks = ForkPool(self, self.fork_queue_names, self.fork_concurrency) \
+            if self.fork_queue_names else None
+        self._fork_running = 0
+        self._lane_waiter: gevent.Greenlet | None = None
+        self._guard = HubGuard(self, max_blocking_time) \
+            if self._green_queue_names and max_blocking_time else None
         # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
         self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
         self._running: dict[str, gevent.Greenlet] = {}
@@ -95,7 +112,9 @@ class GeventWorker(Worker):
 
         Returns True when at least one job was run.
         """
-        self.register(concurrency=self.concurrency, mode="gevent")
+        self.register(concurrency=self.concurrency, mode=self.mode,
+                      fork_queues=",".join(self.fork_queue_names) or None,
+                      fork_concurrency=self.fork_concurrency if self._forks else None)
         self._start_background()
         try:
             self._loop(burst, max_jobs)
@@ -106,7 +125,7 @@ class GeventWorker(Worker):
         return self._claimed > 0
 
     def _loop(self, burst: bool, max_jobs: int | None) -> None:
-        wake_keys = [self.keys.wake(name) for name in self.queue_names]
+        wake_keys = {name: self.keys.wake(name) for name in self.queue_names}
         while not self._stopping.is_set():
             if max_jobs is not None and self._claimed >= max_jobs:
                 return
@@ -114,15 +133,15 @@ class GeventWorker(Worker):
                 self._stopping.wait(_SUSPEND_CHECK)
                 continue
             self._check_lost_claims()
-            free = self.concurrency - len(self._running)
-            if max_jobs is not None:
-                free = min(free, max_jobs - self._claimed)
-            if free <= 0:
+            lanes, full = self._free_lanes()
+            if not lanes:
                 self._slot_free.clear()
                 self._slot_free.wait()
                 gevent.sleep(0)  # let the other jobs ending in this loop turn free their slots
                 continue
-            if self._claim(free):
+            if full:
+                self._slot_free.clear()  # from now on, a slot of the full lane coming free counts
+            if self._claim_lanes(lanes, max_jobs):
                 continue
             if burst:
                 if not self._running and not self._endings and not self._flushing:
@@ -130,14 +149,32 @@ class GeventWorker(Worker):
                 self._slot_free.clear()
                 self._slot_free.wait(0.05)  # a finishing job may release dependents
             else:
-                self._wait_for_work(wake_keys)
+                self._wait_for_work([wake_keys[name] for names, _ in lanes for name in names],
+                                    or_slot_free=full)
 
-    def _claim(self, count: int) -> int:
+    def _free_lanes(self) -> tuple[list[tuple[list[str], int]], bool]:
+        """([(queue names, free slots)] of the lanes with room, whether a lane is full)."""
+        green = self.concurrency - len(self._running) + self._fork_running
+        lanes = [(self._green_queue_names, green), (self.fork_queue_names,
+                                                   self.fork_concurrency - self._fork_running)]
+        lanes = [(names, free) for names, free in lanes if names]
+        return [lane for lane in lanes if lane[1] > 0], any(free <= 0 for _, free in lanes)
+
+    def _claim_lanes(self, lanes: list[tuple[list[str], int]], max_jobs: int | None) -> int:
+        claimed = 0
+        for names, free in lanes:
+            if max_jobs is not None:
+                free = min(free, max_jobs - self._claimed)
+            if free > 0:
+                claimed += self._claim(free, names)
+        return claimed
+
+    def _claim(self, count: int, queue_names: list[str] | None = None) -> int:
         """Claim and start up to ``count`` jobs; returns how many were claimed."""
         claimed: list[tuple[str, str]] = []
         try:
             claimed = self._unstarted or lifecycle.claim(
-                self.connection, self.keys, self.queue_names, self.name, count)
+                self.connection, self.keys, queue_names or self.queue_names, self.name, count)
             if not claimed:
                 return 0
             jobs = lifecycle.start(self.connection, self.keys, self.name, claimed,
@@ -172,10 +209,18 @@ class GeventWorker(Worker):
 
     def _spawn(self, jobs: list[Job]) -> None:
         for job in jobs:
+            self._fork_running += self._is_fork_job(job)
             self._running[job.id] = gevent.spawn(self._run_job, job)
             logger.info("job %s %s started", job.id, job.func_name)
 
-    def _wait_for_work(self, wake_keys: list[str]) -> None:
+    def _wait_for_work(self, wake_keys: list[str], or_slot_free: bool = False) -> None:
+        if or_slot_free:
+            # a lane is full: its next free slot must end the wait as a wake token does, so the
+            # BLPOP goes on in a greenlet of its own (a later wait picks it up again)
+            if self._lane_waiter is None or self._lane_waiter.ready():
+                self._lane_waiter = gevent.spawn(self._wait_for_work, wake_keys)
+            gevent.wait([self._lane_waiter, self._slot_free], count=1)
+            return
         try:
             self.connection.blpop(wake_keys, timeout=_IDLE_BLOCK)
             self._redis_failures = 0
@@ -210,8 +255,13 @@ class GeventWorker(Worker):
     # -- one job ---------------------------------------------------------------
     def _run_job(self, job: Job) -> None:
         ending = None
+        fork = self._is_fork_job(job)
         try:
-            ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
+            if fork:
+                ending = self._forks.run(job)  # type: ignore[union-attr]
+            else:
+                ending = execute(job, self.death_penalty, self.exception_handlers,
+                                 self.default_result_ttl)
         except (ShutdownRequested, gevent.GreenletExit):
             self._return_to_queue(job)
         finally:
@@ -221,7 +271,11 @@ class GeventWorker(Worker):
                 self._endings.append(ending)
                 self._endings_ready.set()
             del self._running[job.id]
+            self._fork_running -= fork
             self._slot_free.set()
+
+    def _is_fork_job(self, job: Job) -> bool:
+        return self._forks is not None and job.origin in self._forks.queues
 
     def _return_to_queue(self, job: Job) -> None:
         reason = f"shutdown: worker {self.name} stopped while the job ran, and the job had " \
@@ -243,6 +297,10 @@ class GeventWorker(Worker):
 
     # -- background greenlets and threads ----------------------------------------
     def _start_background(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):  # first: the worker is registered already
+            gevent.signal_handler(signum, self._on_signal, signum)
+        if self._guard is not None:  # before the threads: none may start a hub meanwhile
+            self._guard.start()
         self._heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
         self._heartbeat.start()
         self._recovery = DeadWorkerRecovery(self.connection, self.keys, self.name, self.heartbeat_interval,
@@ -254,10 +312,14 @@ class GeventWorker(Worker):
         heartbeat_file = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
         if heartbeat_file:
             self._background.append(gevent.spawn(self._touch_heartbeat_file, heartbeat_file))
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, self._on_signal, signum)
 
     def _stop_background(self) -> None:
+        if self._lane_waiter is not None:
+            self._lane_waiter.kill(block=False)
+        if self._forks is not None:
+            self._forks.close()
+        if self._guard is not None:
+            self._guard.stop()
         if self._recovery:
             self._recovery.stop()
         if self._heartbeat:

@@ -1,0 +1,156 @@
+"""The inside of a fork child: leave the parent's hub, then run jobs until told to stop.
+
+A child is forked from the running worker, inside the greenlet of the job
+that needed it. Everything the parent had is copied into it, including the
+parent's greenlets and the watchers of its event loop: were the child ever to
+switch to the inherited hub, the parent's main loop, finisher and jobs would
+resume here and talk to Redis on the parent's sockets. So the first thing a
+child does is abandon that hub without ever switching to it: it destroys the
+inherited (default) loop, keeps the old hub referenced so that no parent
+greenlet is ever collected (collecting one would run its ``finally`` blocks),
+and makes a fresh hub on a fresh default loop. Jobs then run in this one
+greenlet, with patched sockets working against the new hub, and the child
+always leaves through ``os._exit``: returning would switch to the old hub.
+
+Protocol (pipes, raw file descriptors, blocking on this side):
+- parent -> child: one job id per line; end of file means "exit".
+- child -> parent: frames of ``kind (1 byte) + length (4 bytes) + body``:
+  ``C`` + timeout: the job has returned and a callback with that timeout runs
+  now (the parent gives it that much time); ``R`` + a pickled
+  ``(outcome, payload, extra, default_result_ttl)``: how the job ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from typing import Any, NoReturn
+
+from ..connection import clone_connection
+from ..execution import execute
+
+logger = logging.getLogger("geventq.worker")
+
+FRAME_HEADER = struct.Struct("!cI")
+CALLBACK = b"C"
+REPLY = b"R"
+
+# The parent's hub and loop, never to be used again but never to be freed either.
+_INHERITED: list[Any] = []
+
+
+def child_main(worker: Any, requests_fd: int, replies_fd: int, close_fds: list[int]) -> NoReturn:
+    """Run in a freshly forked child: serve jobs from ``requests_fd`` until EOF, then exit."""
+    code = 0
+    try:
+        _leave_parent_hub()
+        _detach()
+        from gevent.monkey import get_original
+
+        close = get_original("os", "close")  # gevent's would wait for a loop turn that never comes
+        for fd in close_fds:  # the parent's ends of our pipes and of the other children's
+            with contextlib.suppress(OSError):
+                close(fd)
+        # Sockets of the parent's pool stay untouched: reset() only forgets them (redis-py
+        # never shuts down a socket created by another pid), and jobs get a pool of their own.
+        worker.connection.connection_pool.reset()
+        connection = clone_connection(worker.connection)
+        _serve(worker, connection, requests_fd, replies_fd)
+    except BaseException:  # nothing may escape: unwinding would switch to the parent's hub
+        code = 1
+        with contextlib.suppress(BaseException):
+            logger.error("fork child %d failed:\n%s", os.getpid(), traceback.format_exc())
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):
+                stream.flush()
+        os._exit(code)
+
+
+def _leave_parent_hub() -> None:
+    """Swap the inherited hub (with the parent's greenlets on it) for a fresh one."""
+    import gevent
+    from gevent.hub import Hub, get_hub, set_hub, set_loop
+
+    old = get_hub()
+    _INHERITED.extend((old, old.loop))
+    monitor = old.periodic_monitoring_thread  # restarted here by gevent's fork hook
+    if monitor is not None:
+        monitor.kill()
+    gevent.config.monitor_thread = False  # the hub guard watches the worker, not its children
+    # The parent's libev signal watchers would write into the destroyed loop: default
+    # actions first (SIGTERM ends the child; a terminal's Ctrl-C is the worker's business).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old.loop.destroy()
+    set_loop(None)
+    set_hub(None)
+    set_hub(Hub())  # a new default loop: child watchers (subprocess) work in jobs
+
+
+def _detach() -> None:
+    """Own process group (signals to the worker's group are the worker's), die with the worker."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: Linux only
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(1)
+
+
+def _serve(worker: Any, connection: Any, requests_fd: int, replies_fd: int) -> None:
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            chunk = os.read(requests_fd, 4096)
+            if not chunk:
+                return  # the worker closed our pipe: exit
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        reply = _run(worker, connection, line.decode(), replies_fd)
+        send_frame(replies_fd, REPLY, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _run(worker: Any, connection: Any, job_id: str, replies_fd: int) -> tuple:
+    try:
+        job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer,
+                                     keys=worker.keys)
+    except Exception:
+        return ("failed", f"job {job_id} could not be loaded in its fork child:\n"
+                          f"{traceback.format_exc()}", {}, None)
+    ending = execute(job, _ParentEnforces(job, replies_fd), worker.exception_handlers,
+                     worker.default_result_ttl)
+    return (ending.outcome, ending.payload, ending.extra, ending.default_result_ttl)
+
+
+class _ParentEnforces:
+    """The child's death penalty: none for the job (the worker kills the child when its
+    time is up), and for a callback a notice, so the worker gives it its own timeout."""
+
+    def __init__(self, job: Any, replies_fd: int):
+        self.job = job
+        self.replies_fd = replies_fd
+
+    def __call__(self, target: Any) -> contextlib.AbstractContextManager:
+        if target is not self.job:
+            send_frame(self.replies_fd, CALLBACK, str(target.timeout or 0).encode())
+        return contextlib.nullcontext()
+
+
+def send_frame(fd: int, kind: bytes, body: bytes) -> None:
+    """Write one whole frame to a blocking descriptor."""
+    data = memoryview(FRAME_HEADER.pack(kind, len(body)) + body)
+    while data:
+        data = data[os.write(fd, data):]
