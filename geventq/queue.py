@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from . import scripts
+from . import enqueueing, scripts
 from .callables import check_importable_from_worker
 from .callbacks import callback_fields, run_failure_callback, run_success_callback
 from .connection import resolve_connection
@@ -36,7 +36,6 @@ JOB_OPTIONS = frozenset({
     "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id",
     "at_front", "description", "meta", "retry", "on_success", "on_failure",
 })
-_BATCH = 500  # script calls per pipeline in enqueue_many
 
 
 class EnqueueData(NamedTuple):
@@ -157,29 +156,23 @@ class Queue:
         return EnqueueData(func, tuple(args or ()), dict(kwargs or {}), options)
 
     def enqueue_many(self, job_datas: Iterable[EnqueueData]) -> list[Job]:
-        """Enqueue many jobs in few round trips (one per 500 jobs).
+        """Enqueue many jobs in few round trips (one per 5,000 jobs).
 
         Every job is built and validated before anything is written; a bad one
         raises and none is enqueued.
         """
-        jobs = [self._build_job(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
+        build = self._build_job
+        jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
         if not self.is_async:
             return [self._run_inline(job) for job in jobs]
-        self._check_batch_references(jobs)
-        stamp = now()
-        for start in range(0, len(jobs), _BATCH):
-            batch = scripts.ScriptBatch()
-            chunk = jobs[start:start + _BATCH]
-            for job in chunk:
-                batch.add("enqueue", *self._enqueue_call(job, stamp))
-            for job, reply in zip(chunk, batch.execute(self.connection)):
-                self._check_enqueue_reply(job, reply)
+        # only ids given by the caller can be taken; generated ones are random
+        self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
+        enqueueing.write_many(self, jobs, now())
         return jobs
 
     def enqueue_job(self, job: Job) -> Job:
         """Write a built job to Redis: queued, or deferred behind its dependencies."""
-        reply = scripts.call(self.connection, "enqueue", *self._enqueue_call(job, now()))
-        self._check_enqueue_reply(job, reply)
+        enqueueing.write_one(self, job, now())
         return job
 
     def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
@@ -203,7 +196,10 @@ class Queue:
             failure_ttl=failure_ttl or DEFAULT_FAILURE_TTL,
             ttl=None if ttl == -1 else ttl, description=options.get("description"),
             meta=options.get("meta"), depends_on=options.get("depends_on"),
-            at_front=bool(options.get("at_front")))
+            at_front=bool(options.get("at_front")),
+            # the queue's connection, serializer and keys are checked already
+            **({"_resolved": True} if self.job_class.create.__func__ is Job.create.__func__
+               else {}))
         if self.is_async:
             check_importable_from_worker(job.func_name, job.instance)
         # section 7 fields are stored only when given: the plain path stays as cheap
@@ -241,23 +237,25 @@ class Queue:
                                  "does not exist; nothing was enqueued")
         job._status = outcome
 
-    def _check_batch_references(self, jobs: list[Job]) -> None:
-        """Before a batch writes anything: dependencies exist, ids are free."""
+    def _check_batch_references(self, jobs: list[Job], given: list[Job]) -> None:
+        """Before a batch writes anything: dependencies exist, given ids are free."""
         own = {job.id for job in jobs}
         deps = sorted({d for job in jobs for d in job.dependency_ids} - own)
         if len(own) != len(jobs):
             raise DuplicateJobError("enqueue_many got the same job_id twice")
+        if not deps and not given:
+            return
         pipe = self.connection.pipeline(transaction=False)
         for dep in deps:
             pipe.exists(self.keys.job(dep))
-        for job in jobs:
+        for job in given:
             pipe.hget(job.key, "status")
         replies = pipe.execute()
         for dep, exists in zip(deps, replies):
             if not exists:
                 raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
                                      "nothing was enqueued")
-        for job, status in zip(jobs, replies[len(deps):]):
+        for job, status in zip(given, replies[len(deps):]):
             if as_str(status) in ("queued", "started", "deferred", "scheduled"):
                 raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
                                         f"{as_str(status)}; nothing was enqueued")

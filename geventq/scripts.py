@@ -4,7 +4,8 @@ Each ``lua/<name>.lua`` is loaded once per process; ``_common.lua`` is prepended
 to the scripts that use its helpers. Calls go out as EVALSHA (one round trip),
 and are re-sent after a SCRIPT LOAD when Redis answers NOSCRIPT (a restarted or
 flushed server). ``ScriptBatch`` sends many calls in one pipeline without
-redis-py's extra SCRIPT EXISTS round trip.
+redis-py's extra SCRIPT EXISTS round trip. Both go through :func:`send`, a lean
+request/reply exchange on a pooled connection.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from importlib import resources
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # the hiredis extra is not installed
+    _hiredis_pack = None
 
 _USES_COMMON = {"enqueue", "end", "requeue_started", "requeue", "cancel", "schedule_due", "periodic"}
 _SOURCES: dict[str, tuple[str, str]] = {}
@@ -36,11 +42,54 @@ def _source(name: str) -> tuple[str, str]:
 def call(client: redis.Redis, name: str, keys: list, args: list) -> Any:
     """Run one script in one round trip (two after a Redis restart)."""
     sha, text = _source(name)
+    command = ("EVALSHA", sha, len(keys), *keys, *args)
+    reply = send(client, [command])[0]
+    if isinstance(reply, NoScriptError):
+        send(client, [("SCRIPT", "LOAD", text)])
+        reply = send(client, [command])[0]
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def send(client: redis.Redis, commands: list[tuple]) -> list[Any]:
+    """Send commands in one write on one pooled connection and read every reply.
+
+    This is the hot path of every job, so it skips what redis-py wraps around
+    each command (automatic retries, metrics, events), which costs more CPU
+    than the round trip itself. Error replies come back as exception objects;
+    a broken or interrupted exchange raises, and its connection is dropped so
+    no reply is left unread on it. Replies are raw (no response callbacks).
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
     try:
-        return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-    except NoScriptError:
-        client.execute_command("SCRIPT", "LOAD", text)
-        return client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        conn.send_packed_command(_pack(conn, commands), check_health=False)
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as exc:  # an error reply: the connection is still in step
+                replies.append(exc)
+        return replies
+    except BaseException:  # lost connection, timeout, or a greenlet killed mid-exchange
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
+def _pack(conn: Any, commands: list[tuple]) -> Any:
+    """The wire form of commands: hiredis's packer straight away when redis-py would use
+    it too (UTF-8), rather than redis-py's per-argument pass before it."""
+    encoder = conn.encoder
+    if _hiredis_pack is not None and encoder.encoding in ("utf-8", "utf8") \
+            and encoder.encoding_errors == "strict":
+        try:
+            return [b"".join([_hiredis_pack(command) for command in commands])]
+        except TypeError:  # an argument type only redis-py converts
+            pass
+    return conn.pack_commands(commands)
 
 
 class ScriptBatch:
@@ -57,34 +106,24 @@ class ScriptBatch:
 
     def add(self, name: str, keys: list, args: list) -> None:
         """Queue a call of script ``name``."""
-        self._calls.append((name, (len(keys), *keys, *args)))
+        self._calls.append((name, ("EVALSHA", _source(name)[0], len(keys), *keys, *args)))
 
     def command(self, *args: Any) -> None:
-        """Queue a plain Redis command."""
+        """Queue a plain Redis command (its reply comes back raw)."""
         self._calls.append((None, args))
 
     def execute(self, client: redis.Redis) -> list[Any]:
         """Send every call; return their replies in order (errors raise)."""
         if not self._calls:
             return []
-        replies = self._send(client, range(len(self._calls)))
+        replies = send(client, [command for _, command in self._calls])
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            for name in {self._calls[i][0] for i in missing}:
-                client.execute_command("SCRIPT", "LOAD", _source(name)[1])
-            for i, reply in zip(missing, self._send(client, missing)):
+            names = {self._calls[i][0] for i in missing}
+            send(client, [("SCRIPT", "LOAD", _source(name)[1]) for name in names])
+            for i, reply in zip(missing, send(client, [self._calls[i][1] for i in missing])):
                 replies[i] = reply
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
         return replies
-
-    def _send(self, client: redis.Redis, indexes) -> list[Any]:
-        pipe = client.pipeline(transaction=False)
-        for i in indexes:
-            name, args = self._calls[i]
-            if name is None:
-                pipe.execute_command(*args)
-            else:
-                pipe.execute_command("EVALSHA", _source(name)[0], *args)
-        return pipe.execute(raise_on_error=False)

@@ -1,0 +1,112 @@
+"""Writing built jobs to Redis: the enqueue hot path of :class:`~geventq.queue.Queue`.
+
+A job with no dependencies and no schedule (a "plain" job, nearly every job)
+is written by ``enqueue_batch.lua``, which takes a whole batch of them in one
+call: one hash write per job and one push for the batch. Any other job goes
+through ``enqueue.lua``, one call per job. Either way each job is written
+atomically, and the calls of many jobs share one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import scripts
+from .exceptions import DuplicateJobError
+from .job import Job
+from .utils import as_str, to_datetime
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+BATCH = 1000  # plain jobs per enqueue_batch call (the script unpacks 2 keys per job)
+ROUND = 5000  # jobs per round trip in enqueue_many
+
+
+def is_plain(job: Job) -> bool:
+    """True when ``enqueue_batch.lua`` can write the job (no dependencies, no schedule)."""
+    return not job.dependency_ids and "scheduled_at" not in job.extra
+
+
+def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
+               checked: bool) -> tuple[list, list]:
+    """KEYS and ARGV of one ``enqueue_batch.lua`` call for plain jobs with the same
+    :meth:`~geventq.job.Job.shared_fields`; ``checked``: look their ids up first."""
+    k, name, head = queue.keys, queue.name, jobs[0]
+    shared = head.shared_fields()
+    shared = [v for i in range(0, len(shared), 2) if shared[i + 1] is not None
+              for v in shared[i:i + 2]]
+    keys = [queue.key, k.queues, k.wake(name), k.expiring(name)]
+    args: list[Any] = [name, repr(stamp), head.ttl or "", "1" if checked else "",
+                       "1" if head.at_front else "", len(shared), *shared]
+    pending = k.pending
+    for job in jobs:
+        keys.append(job.key)
+        if checked:
+            keys.append(pending(job.id))
+        own = job.own_fields()
+        args += (job.id, job.serialize_data(), len(own))
+        if own:
+            args += own
+        job._fresh_id = False  # from now on (even if this call fails) its id is looked up
+    return keys, args
+
+
+def check_batch_reply(reply: list) -> None:
+    """Raise when ``enqueue_batch.lua`` refused its batch (nothing of it was written)."""
+    if as_str(reply[0]) == "duplicate":
+        raise DuplicateJobError(f"job id {as_str(reply[1])!r} is taken by a job that is "
+                                f"{as_str(reply[2])}")
+
+
+def write_one(queue: Queue, job: Job, stamp: float) -> None:
+    """Write one job in one round trip."""
+    if is_plain(job):
+        check_batch_reply(scripts.call(queue.connection, "enqueue_batch",
+                                       *batch_call(queue, [job], stamp, not job._fresh_id)))
+        job._status = "queued"
+        job.created_at = to_datetime(stamp)
+    else:
+        reply = scripts.call(queue.connection, "enqueue", *queue._enqueue_call(job, stamp))
+        queue._check_enqueue_reply(job, reply)
+
+
+def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
+    """Runs of alike plain jobs (at most BATCH each) and other jobs alone, in order:
+    [(what the run's jobs share, or None for a job alone, jobs)]."""
+    segments: list[tuple[Any, list[Job]]] = []
+    for job in jobs:
+        if not is_plain(job):
+            segments.append((None, [job]))
+            continue
+        alike = (job.shared_fields(), not job._fresh_id)
+        if segments and segments[-1][0] == alike and len(segments[-1][1]) < BATCH:
+            segments[-1][1].append(job)
+        else:
+            segments.append((alike, [job]))
+    return segments
+
+
+def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
+    """Write jobs in their order: runs of alike plain jobs in batches, others one by one.
+
+    Ids the caller chose are looked up first; generated ones are not (they are random).
+    """
+    created = to_datetime(stamp)
+    for start in range(0, len(jobs), ROUND):
+        segments = _segments(jobs[start:start + ROUND])
+        batch = scripts.ScriptBatch()
+        for alike, group in segments:
+            if alike is None:
+                batch.add("enqueue", *queue._enqueue_call(group[0], stamp))
+            else:
+                batch.add("enqueue_batch", *batch_call(queue, group, stamp, alike[1]))
+        for (alike, group), reply in zip(segments, batch.execute(queue.connection)):
+            if alike is None:
+                queue._check_enqueue_reply(group[0], reply)
+                continue
+            check_batch_reply(reply)
+            for job in group:
+                job._status = "queued"
+                job.created_at = created

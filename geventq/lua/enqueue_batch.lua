@@ -1,0 +1,67 @@
+-- Enqueue a batch of jobs that have no dependencies and no schedule, in this one step:
+-- write each hash and push every id onto the queue. When the ids were given by the
+-- caller, the whole batch is refused, with nothing written, if any id is taken by a
+-- live job (generated ids are random and are not looked up).
+-- The jobs of a batch share their options; only id, data and a few fields differ.
+-- KEYS: 1 queue, 2 queues set, 3 wake, 4 expiring, then per job: its hash, and when
+--       the ids are checked (ARGV[4] = '1') its pending set
+-- ARGV: 1 queue name, 2 now, 3 ttl ('' = none), 4 check ids ('1' or ''), 5 at_front
+--       ('1' or ''), 6 t, then t shared field/value arguments, then per job: id, data,
+--       n, then n field/value arguments of its own
+-- Every hash also gets status, origin, created_at and enqueued_at from here.
+local queue_name, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local checked, at_front = ARGV[4] == '1', ARGV[5] == '1'
+local t = tonumber(ARGV[6])
+local fields = {'status', 'queued', 'origin', queue_name, 'created_at', now, 'enqueued_at', now}
+for i = 7, 6 + t do
+  fields[#fields + 1] = ARGV[i]
+end
+fields[#fields + 1] = 'data'
+local base = #fields + 1  -- where each job's data goes, then its own fields
+local first, last = 7 + t, #ARGV
+local step = checked and 2 or 1
+
+if checked then
+  local a, j = first, 5
+  while a <= last do
+    local status = redis.call('HGET', KEYS[j], 'status')
+    if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
+      return {'duplicate', ARGV[a], status}
+    end
+    a = a + 3 + tonumber(ARGV[a + 2])
+    j = j + 2
+  end
+  -- a reused id (its old run ended) starts from a clean hash
+  redis.call('DEL', unpack(KEYS, 5))
+end
+
+local ids = {}
+local a, j = first, 5
+while a <= last do
+  local n = tonumber(ARGV[a + 2])
+  fields[base] = ARGV[a + 1]
+  for i = 1, n do
+    fields[base + i] = ARGV[a + 2 + i]
+  end
+  redis.call('HSET', KEYS[j], unpack(fields, 1, base + n))
+  if ttl then
+    redis.call('EXPIRE', KEYS[j], ttl)
+    redis.call('ZADD', KEYS[4], now + ttl, ARGV[a])
+  end
+  ids[#ids + 1] = ARGV[a]
+  if #ids == 1000 then  -- unpack() is limited to a few thousand values
+    redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
+    ids = {}
+  end
+  a = a + 3 + n
+  j = j + step
+end
+if #ids > 0 then
+  redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
+end
+-- at most one wake token: it only says "this queue may have jobs"
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('RPUSH', KEYS[3], '1')
+end
+redis.call('SADD', KEYS[2], queue_name)
+return {'queued'}
