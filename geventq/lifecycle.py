@@ -19,11 +19,13 @@ from typing import Any
 
 import redis
 
+from . import endings as endings_
 from . import scripts
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_MAX_ABANDONED_REQUEUES, DEFAULT_RESULT_TTL
 from .job import Job
 from .keys import Keys
 from .retry import has_retry, next_delay
+from .serializers import resolve_serializer
 from .utils import as_str, now
 
 logger = logging.getLogger("geventq.worker")
@@ -57,12 +59,13 @@ def start(connection: redis.Redis, keys: Keys, worker_name: str,
     reply = scripts.call(connection, "start", script_keys,
                          [repr(now()), worker_name, *(job_id for _, job_id in claimed)])
     jobs = []
+    serializer = resolve_serializer(serializer)  # once, not per job
     for (queue_name, job_id), flat in zip(claimed, reply):
         if not flat:
             logger.warning("job %s taken from queue %s no longer exists (its ttl ran out or it "
                            "was deleted): skipped", job_id, queue_name)
             continue
-        job = job_class(job_id, connection=connection, serializer=serializer, keys=keys)
+        job = job_class._new(job_id, connection, serializer, keys)
         jobs.append(_load_started(job, dict(zip(flat[::2], flat[1::2])), queue_name))
     return jobs
 
@@ -77,9 +80,11 @@ def _load_started(job: Job, mapping: dict, queue_name: str) -> Job:
         job.load_mapping(mapping)
     except Exception as exc:  # corrupt fields: the job must still end, as failed
         error = f"{type(exc).__name__}: {exc}"
-    missing = [f for f in _REQUIRED_FIELDS if f not in {as_str(k) for k in mapping}]
+    present = mapping.keys()
+    missing = [f for f in _REQUIRED_FIELDS if f.encode() not in present and f not in present]
     if missing:
-        error = f"its hash has no {', '.join(repr(f) for f in missing)} field"
+        error = f"its hash has no {', '.join(repr(f) for f in missing)} field" + \
+            ("s" if len(missing) > 1 else "")
     if not job.origin:
         job.origin = queue_name  # the queue it was claimed from is where it ends
     if error:
@@ -114,13 +119,22 @@ def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
     pending = list(endings)
     while pending:
         batch = scripts.ScriptBatch()
+        # plain endings (no dependents, no retry: nearly all) go many per script call
+        calls = endings_.batch_calls(keys, worker_name,
+                                     [e for e in pending if endings_.is_plain(e)], repr(now()))
+        for script_keys, args, _ in calls:
+            batch.add("end_batch", script_keys, args)
+        pending = [e for e in pending if not endings_.is_plain(e)]
         for ending in pending:
             batch.add("end", *_end_call(keys, worker_name, ending))
         for command in extra_commands:
             batch.command(*command)
         extra_commands = ()
+        replies = batch.execute(connection)
         stale = []
-        for ending, reply in zip(pending, batch.execute(connection)):
+        for (_, _, group), reply in zip(calls, replies):
+            stale += endings_.skipped(group, reply)  # found dependents: end.lua ends them
+        for ending, reply in zip(pending, replies[len(calls):]):
             if isinstance(reply, list) and as_str(reply[0]) == "dependents":
                 stale.append((ending, [as_str(i) for i in reply[1]]))
         pending = _with_dependents(connection, keys, stale)

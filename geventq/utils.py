@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import random
 import re
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -76,10 +77,22 @@ def as_str(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# path -> (module name, attribute names): where a path was found to split, so that a
+# worker finds each job's function in sys.modules without going through the import system
+_SPLITS: dict[str, tuple[str, list[str]]] = {}
+
+
 def import_attribute(path: str) -> Any:
     """Import ``'pkg.module.attr'`` (attr may be dotted, e.g. ``Class.method``)."""
     if not isinstance(path, str) or "." not in path:
         raise ValueError(f"expected a dotted path like 'pkg.module.func', got {path!r}")
+    known = _SPLITS.get(path)
+    if known is not None:
+        obj = sys.modules.get(known[0])
+        if obj is not None:  # attributes are read anew: a patched function is seen
+            for attr in known[1]:
+                obj = getattr(obj, attr)
+            return obj
     parts = path.split(".")
     for split in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:split])
@@ -91,6 +104,8 @@ def import_attribute(path: str) -> Any:
             raise
         for attr in parts[split:]:
             obj = getattr(obj, attr)
+        if len(_SPLITS) < 4096:
+            _SPLITS[path] = (module_name, parts[split:])
         return obj
     raise ImportError(f"cannot import {path!r}: no importable module in it")
 

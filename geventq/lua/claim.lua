@@ -20,13 +20,20 @@ for i = 0, n - 1 do
   if want > 0 then
     local ids = redis.call('LPOP', queue, want)
     if ids then
-      for _, id in ipairs(ids) do
-        redis.call('ZADD', started, now, id)
-        redis.call('SADD', in_flight, id)
-        claimed[#claimed + 1] = i
-        claimed[#claimed + 1] = id
+      -- many members per command (unpack() takes a few thousand values at most)
+      for s = 1, #ids, 1000 do
+        local e = math.min(s + 999, #ids)
+        local scored = {}
+        for j = s, e do
+          scored[#scored + 1] = now
+          scored[#scored + 1] = ids[j]
+          claimed[#claimed + 1] = i
+          claimed[#claimed + 1] = ids[j]
+        end
+        redis.call('ZADD', started, unpack(scored))
+        redis.call('SADD', in_flight, unpack(ids, s, e))
+        redis.call('ZREM', expiring, unpack(ids, s, e))
       end
-      redis.call('ZREM', expiring, unpack(ids))
       want = want - #ids
     end
   end

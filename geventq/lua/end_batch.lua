@@ -1,0 +1,67 @@
+-- End many started jobs of one queue in one step: finished (with its result), failed
+-- or stopped (with exc_info). Each job is what end.lua does for a job with no
+-- dependents and no retry left to decide. A job that turns out to have dependents is
+-- left untouched and reported, for end.lua to end it with its dependents released.
+-- KEYS: 1 worker in-flight set, 2 started registry, 3 finished registry, 4 failed
+--       registry, then per job: its hash, its dependents set, its waiters, its done list
+-- ARGV: 1 now, then per job: id, outcome, ttl, payload, n extra fields, then those
+--       field/value pairs
+-- Returns, for each job left untouched: its position (1-based) and its dependents.
+local now = ARGV[1]
+local skipped, ended = {}, {}
+local targets = {finished = {}, failed = {}}
+local a, k, i = 2, 5, 1
+while a <= #ARGV do
+  local job_id, outcome, ttl = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local n_extra = tonumber(ARGV[a + 4])
+  local job_key = KEYS[k]
+  if redis.call('SCARD', KEYS[k + 1]) > 0 then
+    skipped[#skipped + 1] = i
+    skipped[#skipped + 1] = redis.call('SMEMBERS', KEYS[k + 1])
+  else
+    ended[#ended + 1] = job_id
+    -- a job deleted while it ran stays deleted
+    if redis.call('EXISTS', job_key) == 1 then
+      if outcome == 'finished' and ttl == 0 then
+        redis.call('DEL', job_key)
+      else
+        redis.call('HSET', job_key, 'status', outcome, 'ended_at', now,
+          outcome == 'finished' and 'result' or 'exc_info', ARGV[a + 3],
+          unpack(ARGV, a + 5, a + 4 + 2 * n_extra))
+        local target = targets[outcome == 'finished' and 'finished' or 'failed']
+        if ttl == -1 then
+          redis.call('PERSIST', job_key)
+          target[#target + 1] = '+inf'
+        else
+          redis.call('EXPIRE', job_key, ttl)
+          target[#target + 1] = now + ttl
+        end
+        target[#target + 1] = job_id
+      end
+    end
+    -- notify Job.wait() callers (see notify_waiters in _common.lua)
+    local waiters = tonumber(redis.call('GET', KEYS[k + 2]) or '0')
+    if waiters > 0 then
+      for _ = 1, waiters do
+        redis.call('RPUSH', KEYS[k + 3], '1')
+      end
+      redis.call('EXPIRE', KEYS[k + 3], 60)
+      redis.call('DEL', KEYS[k + 2])
+    end
+  end
+  a = a + 5 + 2 * n_extra
+  k = k + 4
+  i = i + 1
+end
+
+-- the registries, many members per command (unpack() takes a few thousand values)
+local function each_chunk(list, step, fn)
+  for s = 1, #list, step do
+    fn(unpack(list, s, math.min(s + step - 1, #list)))
+  end
+end
+each_chunk(ended, 1000, function(...) redis.call('ZREM', KEYS[2], ...) end)
+each_chunk(ended, 1000, function(...) redis.call('SREM', KEYS[1], ...) end)
+each_chunk(targets.finished, 1000, function(...) redis.call('ZADD', KEYS[3], ...) end)
+each_chunk(targets.failed, 1000, function(...) redis.call('ZADD', KEYS[4], ...) end)
+return skipped
