@@ -53,6 +53,12 @@ MAX_ABANDONED_REQUEUES = 1     # times a job of a dead or cold-stopped worker is
                                # (docs/reliability.md: live workers recover dead ones' jobs)
 DEFAULT_RESULT_TTL = 500       # seconds results are kept unless a job says otherwise
 
+# --- CPU-bound jobs: fork queues and the hub guard (docs/workers.md) ----------------
+FORK_QUEUES = []               # --fork-queue: queues whose jobs run in forked child processes
+FORK_CONCURRENCY = None        # children at once; None: one per CPU
+MODE = "gevent"                # "fork": every queue of the worker is a fork queue
+MAX_BLOCKING_TIME = 1.0        # seconds a job may hold the gevent hub before a warning; 0: off
+
 # --- Scheduling, retries with intervals, periodic jobs -----------------------------
 # The scheduler queues jobs of enqueue_at/enqueue_in and retries with an interval when
 # they are due (within ~1 s), and enqueues PERIODIC. Any number of workers may run it;

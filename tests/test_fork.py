@@ -8,6 +8,7 @@ import signal
 import pytest
 
 from geventq import Queue, Worker
+from geventq.control import send_stop_job_command
 from geventq.green.forking import describe_status, fork_settings
 from tests import jobs_cpu
 from tests.helpers import wait_for
@@ -102,11 +103,16 @@ def test_fork_jobs_share_results_meta_counters_and_dependents(connection, cpu, s
     assert worker.wait(15) == 0
 
 
-def test_cold_shutdown_kills_the_child_and_requeues_its_job(cpu, start_worker):
+def test_stop_and_cold_shutdown_kill_the_children(connection, cpu, start_worker):
+    stopped = cpu.enqueue(jobs_cpu.spin, 60)
     busy = cpu.enqueue(jobs_cpu.spin, 60)
-    worker = start_worker("--fork-queue", "cpu", "cpu", *QUIET)
-    wait_for(lambda: busy.get_status() == "started", 15, message="the job to start")
-    children = wait_for(lambda: _children_of(worker.pid), 5, message="the fork child")
+    worker = start_worker("--fork-queue", "cpu", "--fork-concurrency", "2", "cpu", *QUIET)
+    wait_for(lambda: busy.get_status() == stopped.get_status() == "started", 15,
+             message="the jobs to start")
+    children = wait_for(lambda: len(_children_of(worker.pid)) == 2 and _children_of(worker.pid),
+                        5, message="two fork children")
+    send_stop_job_command(connection, stopped.id)
+    wait_for(lambda: stopped.get_status() == "stopped", 10, message="the stopped job")
     worker.signal(signal.SIGINT)  # warm shutdown, then (another signal) cold
     worker.signal(signal.SIGTERM)
     assert worker.wait(15) == 0
