@@ -154,18 +154,19 @@ class ForkPool:
             started = time.monotonic()
             try:
                 child = self._send(job)
-            except Exception as error:
+            except Exception as error:  # cannot fork (out of memory, process limit)
                 return self._failed(job, error, started)
             try:
                 reply, why = self._wait(child, job)
             except StopRequested:
                 self._kill(child)
                 return _ending(job, "stopped", "stopped: geventq stop was requested", started)
+            except Exception as error:  # a broken pipe, a reply that cannot be read
+                self._kill(child)
+                return self._failed(job, error, started)
             except BaseException:  # cold shutdown: the job goes back, its child goes away
                 self._kill(child)
                 raise
-            except Exception as error:  # cannot fork (no memory?), a broken pipe: the job fails
-                return self._failed(job, error, started)
             if reply is not None:
                 return self._finished(child, job, reply)
             if why == "died":
@@ -261,10 +262,13 @@ class ForkPool:
         for stream in (sys.stdout, sys.stderr):  # or the child would print it a second time
             with contextlib.suppress(Exception):
                 stream.flush()
+        parent = os.getpid()
         gc.freeze()  # the child's collector never touches (so never copies) inherited objects
         try:
             pid = gevent.os.fork_and_watch()
         except BaseException:
+            if os.getpid() != parent:  # gevent failed to set up the child: it must not go on
+                os._exit(1)  # as if it were the worker
             gc.unfreeze()
             for fd in (requests_r, requests_w, replies_r, replies_w):
                 _close(fd)
