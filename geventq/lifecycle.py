@@ -35,29 +35,76 @@ _REQUIRED_FIELDS = ("func", "data")
 
 
 def claim(connection: redis.Redis, keys: Keys, queue_names: Sequence[str], worker_name: str,
-          count: int) -> list[tuple[str, str]]:
-    """Claim up to ``count`` jobs in queue priority order: [(queue name, job id)]."""
+          count: int, channel: scripts.Channel | None = None) -> list[tuple[str, str]]:
+    """Claim up to ``count`` jobs in queue priority order: [(queue name, job id)].
+
+    ``channel``: a connection the caller keeps for its calls (see scripts.Channel).
+    """
+    reply = scripts.call(channel or connection, "claim",
+                         *_claim_call(keys, queue_names, worker_name, count))
+    return _claimed(queue_names, reply)
+
+
+def _claim_call(keys: Keys, queue_names: Sequence[str], worker_name: str,
+                count: int) -> tuple[list, list]:
     script_keys = []
     for name in queue_names:
         script_keys += [keys.queue(name), keys.registry("started", name), keys.expiring(name),
                         keys.wake(name)]
     script_keys.append(keys.worker_jobs(worker_name))
-    reply = scripts.call(connection, "claim", script_keys,
-                         [len(queue_names), count, repr(now())])
+    return script_keys, [len(queue_names), count, repr(now())]
+
+
+def _claimed(queue_names: Sequence[str], reply: list) -> list[tuple[str, str]]:
     return [(queue_names[reply[i]], as_str(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
 def start(connection: redis.Redis, keys: Keys, worker_name: str,
           claimed: Sequence[tuple[str, str]], job_class: type[Job] = Job,
-          serializer: Any = None) -> list[Job]:
+          serializer: Any = None, channel: scripts.Channel | None = None) -> list[Job]:
     """Mark claimed jobs started and load them (jobs whose ttl ran out are dropped)."""
     if not claimed:
         return []
+    reply = scripts.call(channel or connection, "start",
+                         *_start_call(keys, worker_name, claimed, guarded=False))
+    return _started(connection, keys, claimed, reply, job_class, serializer)
+
+
+def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[str],
+                    worker_name: str, count: int, candidate: tuple[str, str],
+                    job_class: type[Job] = Job, serializer: Any = None,
+                    channel: scripts.Channel | None = None) -> tuple[list, list[Job]]:
+    """:func:`claim`, then :func:`start` what was claimed: ([(queue, id)], jobs).
+
+    ``candidate`` (queue, id) is a job a wake token named: its start goes in the same
+    round trip as the claim (it starts only if the claim took it), so a lone job
+    enqueued for an idle worker costs one round trip less before it runs.
+    """
+    batch = scripts.ScriptBatch()
+    batch.add("claim", *_claim_call(keys, queue_names, worker_name, count))
+    batch.add("start", *_start_call(keys, worker_name, [candidate], guarded=True))
+    claim_reply, start_reply = batch.execute(channel or connection)
+    claimed = _claimed(queue_names, claim_reply)
+    if not start_reply[0]:  # not ours after all: start what was claimed as usual
+        return claimed, start(connection, keys, worker_name, claimed, job_class, serializer,
+                              channel)
+    jobs = _started(connection, keys, [candidate], start_reply, job_class, serializer)
+    rest = [c for c in claimed if c != candidate]
+    return claimed, jobs + start(connection, keys, worker_name, rest, job_class, serializer,
+                                 channel)
+
+
+def _start_call(keys: Keys, worker_name: str, claimed: Sequence[tuple[str, str]],
+                guarded: bool) -> tuple[list, list]:
     script_keys = [keys.worker_jobs(worker_name)]
     for queue_name, job_id in claimed:
         script_keys += [keys.job(job_id), keys.registry("started", queue_name)]
-    reply = scripts.call(connection, "start", script_keys,
-                         [repr(now()), worker_name, *(job_id for _, job_id in claimed)])
+    return script_keys, [repr(now()), worker_name, "1" if guarded else "",
+                         *(job_id for _, job_id in claimed)]
+
+
+def _started(connection: redis.Redis, keys: Keys, claimed: Sequence[tuple[str, str]],
+             reply: list, job_class: type[Job], serializer: Any) -> list[Job]:
     jobs = []
     serializer = resolve_serializer(serializer)  # once, not per job
     for (queue_name, job_id), flat in zip(claimed, reply):
@@ -111,7 +158,8 @@ class Ending:
 
 
 def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
-             endings: Sequence[Ending], extra_commands: Sequence[tuple] = ()) -> None:
+             endings: Sequence[Ending], extra_commands: Sequence[tuple] = (),
+             channel: scripts.Channel | None = None) -> None:
     """End many started jobs in one round trip (more only for jobs with dependents).
 
     ``extra_commands`` (e.g. the worker's counters) ride along in the same pipeline.
@@ -130,7 +178,7 @@ def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
         for command in extra_commands:
             batch.command(*command)
         extra_commands = ()
-        replies = batch.execute(connection)
+        replies = batch.execute(channel or connection)
         stale = []
         for (_, _, group), reply in zip(calls, replies):
             stale += endings_.skipped(group, reply)  # found dependents: end.lua ends them

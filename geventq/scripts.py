@@ -39,7 +39,7 @@ def _source(name: str) -> tuple[str, str]:
     return cached
 
 
-def call(client: redis.Redis, name: str, keys: list, args: list) -> Any:
+def call(client: redis.Redis | Channel, name: str, keys: list, args: list) -> Any:
     """Run one script in one round trip (two after a Redis restart)."""
     sha, text = _source(name)
     command = ("EVALSHA", sha, len(keys), *keys, *args)
@@ -52,8 +52,32 @@ def call(client: redis.Redis, name: str, keys: list, args: list) -> Any:
     return reply
 
 
-def send(client: redis.Redis, commands: list[tuple]) -> list[Any]:
-    """Send commands in one write on one pooled connection and read every reply.
+class Channel:
+    """One connection of a client's pool, kept by one greenlet or thread for its calls.
+
+    A busy worker's claim loop and finisher each use one: taking a connection from
+    the pool costs a readiness check per call (a whole hub turn under gevent),
+    more than the round trip itself. A connection that breaks is dropped and
+    reconnects on the next call. ``close()`` gives it back to the pool.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._conn: Any = None
+
+    def connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.client.connection_pool.get_connection()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self.client.connection_pool.release(conn)
+
+
+def send(client: redis.Redis | Channel, commands: list[tuple]) -> list[Any]:
+    """Send commands in one write on one connection and read every reply.
 
     This is the hot path of every job, so it skips what redis-py wraps around
     each command (automatic retries, metrics, events), which costs more CPU
@@ -61,8 +85,17 @@ def send(client: redis.Redis, commands: list[tuple]) -> list[Any]:
     a broken or interrupted exchange raises, and its connection is dropped so
     no reply is left unread on it. Replies are raw (no response callbacks).
     """
+    if isinstance(client, Channel):
+        return _exchange(client.connection(), commands)
     pool = client.connection_pool
     conn = pool.get_connection()
+    try:
+        return _exchange(conn, commands)
+    finally:
+        pool.release(conn)
+
+
+def _exchange(conn: Any, commands: list[tuple]) -> list[Any]:
     try:
         conn.send_packed_command(_pack(conn, commands), check_health=False)
         replies = []
@@ -75,8 +108,6 @@ def send(client: redis.Redis, commands: list[tuple]) -> list[Any]:
     except BaseException:  # lost connection, timeout, or a greenlet killed mid-exchange
         conn.disconnect()
         raise
-    finally:
-        pool.release(conn)
 
 
 def _pack(conn: Any, commands: list[tuple]) -> Any:
@@ -112,7 +143,7 @@ class ScriptBatch:
         """Queue a plain Redis command (its reply comes back raw)."""
         self._calls.append((None, args))
 
-    def execute(self, client: redis.Redis) -> list[Any]:
+    def execute(self, client: redis.Redis | Channel) -> list[Any]:
         """Send every call; return their replies in order (errors raise)."""
         if not self._calls:
             return []

@@ -36,6 +36,7 @@ if checked then
 end
 
 local ids = {}
+local head  -- the id at the queue's head end of this batch, named by the wake token
 local a, j = first, 5
 while a <= last do
   local n = tonumber(ARGV[a + 2])
@@ -49,6 +50,9 @@ while a <= last do
     redis.call('ZADD', KEYS[4], now + ttl, ARGV[a])
   end
   ids[#ids + 1] = ARGV[a]
+  if at_front or not head then
+    head = ARGV[a]
+  end
   if #ids == 1000 then  -- unpack() is limited to a few thousand values
     redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
     ids = {}
@@ -59,9 +63,10 @@ end
 if #ids > 0 then
   redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
 end
--- at most one wake token: it only says "this queue may have jobs"
+-- at most one wake token: it says "this queue may have jobs"; this one also names a job,
+-- so that an idle worker can start it in the same round trip as its claim
 if redis.call('LLEN', KEYS[3]) == 0 then
-  redis.call('RPUSH', KEYS[3], '1')
+  redis.call('RPUSH', KEYS[3], head)
 end
 redis.call('SADD', KEYS[2], queue_name)
 return {'queued'}
