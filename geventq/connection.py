@@ -107,6 +107,7 @@ def _sentinel_master(settings: dict) -> redis.Redis:
                               f"got {item!r}") from None
     tls = bool(settings.get("REDIS_SSL"))
     options = _options(settings, tls, "REDIS_SSL = True")
+    options["connection_class"] = _following_classes()[tls]
     sentinel_kwargs = dict(settings.get("REDIS_SENTINEL_KWARGS") or {})
     for key, name in (("REDIS_SENTINEL_PASSWORD", "password"),
                       ("REDIS_SENTINEL_USERNAME", "username")):
@@ -118,8 +119,34 @@ def _sentinel_master(settings: dict) -> redis.Redis:
     sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs,
                         db=_int_setting(settings, "REDIS_DB", 0),
                         username=settings.get("REDIS_USERNAME"),
-                        password=settings.get("REDIS_PASSWORD"), ssl=tls, **options)
+                        password=settings.get("REDIS_PASSWORD"), **options)
     return sentinel.master_for(master)
+
+
+_FOLLOWING: dict[bool, type] = {}
+
+
+def _following_classes() -> dict[bool, type]:
+    """Sentinel connection classes (plain, TLS) that reconnect to the *current* master.
+
+    redis-py (8.x) redials a dropped connection through ``connect_check_health()``,
+    which skips ``SentinelManagedConnection.connect()`` and its look-up, so after a
+    failover it keeps dialling the dead master. These look the master up there too.
+    """
+    if not _FOLLOWING:
+        from redis.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+
+        for tls, base in ((False, SentinelManagedConnection), (True, SentinelManagedSSLConnection)):
+
+            class Following(base):  # type: ignore[valid-type,misc]
+                def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+                    if self._sock is None and self.connection_pool.is_master:
+                        self.host, self.port = self.connection_pool.get_master_address()
+                    return super().connect_check_health(*args, **kwargs)
+
+            Following.__name__ = Following.__qualname__ = f"Following{base.__name__}"
+            _FOLLOWING[tls] = Following
+    return _FOLLOWING
 
 
 def describe_connection(connection: redis.Redis) -> str:

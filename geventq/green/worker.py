@@ -48,6 +48,7 @@ _CLAIM_MAX = 50
 _BUNCH = 20
 _GATHER = 0.002
 _SUSPEND_CHECK = 1.0  # seconds between looks at the suspend flag
+_RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after Redis does
 
 
 def _tune_gc() -> None:
@@ -277,7 +278,7 @@ class GeventWorker(Worker):
 
     def _backoff(self, what: str, exc: Exception) -> None:
         self._redis_failures += 1
-        delay = backoff_delay(self._redis_failures)
+        delay = backoff_delay(self._redis_failures, cap=_RETRY_CAP)
         logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
                        type(exc).__name__, exc, delay)
         self._stopping.wait(delay)
@@ -414,7 +415,7 @@ class GeventWorker(Worker):
                         logger.info("job %s stopped on request", job_id)
             except redis.RedisError as exc:
                 attempt += 1
-                delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt, cap=_RETRY_CAP)
                 logger.warning("listening for stop requests failed (%s: %s); retrying in %.1f s",
                                type(exc).__name__, exc, delay)
                 gevent.sleep(delay)
@@ -456,7 +457,7 @@ class GeventWorker(Worker):
                 return
             except redis.RedisError as exc:  # lost connection, failover, LOADING, OOM...
                 attempt += 1
-                delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt, cap=_RETRY_CAP)
                 logger.warning("could not record %d ended job(s) (%s: %s); retrying in %.1f s",
                                len(batch), type(exc).__name__, exc, delay)
                 gevent.sleep(delay)

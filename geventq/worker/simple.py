@@ -126,7 +126,7 @@ class SimpleWorker(Worker):
 
     def _backoff(self, what: str, exc: Exception) -> None:
         self._redis_failures += 1
-        delay = backoff_delay(self._redis_failures)
+        delay = backoff_delay(self._redis_failures, cap=5.0)
         logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
                        type(exc).__name__, exc, delay)
         end = time.monotonic() + delay
@@ -155,7 +155,7 @@ class SimpleWorker(Worker):
                 return
             except redis.RedisError as exc:
                 attempt += 1
-                delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt, cap=5.0)
                 logger.warning("could not record the end of job %s (%s: %s); retrying in %.1f s",
                                job.id, type(exc).__name__, exc, delay)
                 time.sleep(delay)
