@@ -120,12 +120,15 @@ def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
     return ids, allow_failure
 
 
+_TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at")
+
+
 class _Timestamp:
     """A datetime attribute of a job (or None), converted from the loaded hash on first
     read: a worker loads every job it runs, and most never look at their timestamps."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+        self.name, self.index = name, _TIMESTAMPS.index(name)
 
     def __get__(self, job: Any, owner: type | None = None) -> Any:
         if job is None:
@@ -133,8 +136,8 @@ class _Timestamp:
         d = job.__dict__
         value = d.get(self.name, _UNSET)
         if value is _UNSET:
-            loaded = d.get("_loaded_fields")
-            value = d[self.name] = to_datetime(loaded.get(self.name)) if loaded else None
+            loaded = d.get("_loaded_stamps")
+            value = d[self.name] = to_datetime(loaded[self.index]) if loaded else None
         return value
 
     def __set__(self, job: Any, value: datetime | None) -> None:
@@ -142,7 +145,6 @@ class _Timestamp:
 
 
 _UNSET = object()
-_TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at")
 
 
 class Job:
@@ -371,7 +373,8 @@ class Job:
         self._description = get("description")
         self.origin = get("origin")
         self._status = get("status")
-        self.__dict__["_loaded_fields"] = text  # timestamps: made datetimes when first read
+        # the stored timestamps, made datetimes when first read
+        self.__dict__["_loaded_stamps"] = tuple(map(get, _TIMESTAMPS))
         for name in _TIMESTAMPS:
             self.__dict__.pop(name, None)
         self.timeout = _int(get("timeout"))

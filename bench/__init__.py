@@ -1,0 +1,1 @@
+"""Benchmarks of geventq against python-rq (see bench/README.md)."""

@@ -1,0 +1,125 @@
+"""Helpers shared by the benchmarks: a private Redis, timing, medians, tables.
+
+Every benchmark starts its own ``redis-server`` (``geventq.testing.RedisServer``)
+on a free port with nothing saved to disk, so results never depend on, or
+touch, another Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # `python bench/x.py` puts bench/ first; job functions are bench.jobs
+    sys.path.insert(0, ROOT)
+
+import redis  # noqa: E402
+
+from geventq.testing import RedisServer  # noqa: E402
+
+
+def have_rq() -> bool:
+    """True when python-rq (the peer) is installed."""
+    try:
+        import rq  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of our own for the whole benchmark."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def connect(server: RedisServer, db: int = 0) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, db=db)
+
+
+def server_stats(conn: redis.Redis) -> dict[str, int]:
+    """Counters to turn into per-job costs (see bench/README.md, 'Round trips')."""
+    info = conn.info("stats")
+    return {"reads": int(info["total_reads_processed"]),
+            "commands": int(info["total_commands_processed"])}
+
+
+def worker_env(server: RedisServer, db: int = 0) -> dict[str, str]:
+    """Environment for a worker process that can import bench.jobs."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["REDIS_URL"] = f"redis://127.0.0.1:{server.port}/{db}"
+    env.pop("GEVENTQ_PREFIX", None)
+    return env
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall seconds one call of ``fn`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain-text table, numbers formatted, columns aligned."""
+    cells = [list(header)] + [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for n, row in enumerate(cells):
+        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def ratio(ours: float, theirs: float) -> str:
+    if not theirs or theirs != theirs or ours != ours:
+        return "-"
+    return f"{ours / theirs:.1f}x"
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=3, help="repetitions; medians are reported")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few dozen jobs, one run: only checks that the script works")
+    parser.add_argument("--no-rq", action="store_true", help="skip python-rq even if installed")
+    return parser

@@ -1,0 +1,323 @@
+"""Worker speed: one GeventWorker process vs python-rq's SimpleWorker and forking Worker.
+
+Every worker is a real process started the way users start it
+(``python -m geventq worker``, ``rq worker``) against one private redis-server:
+
+(a) no-op jobs drained (burst mode): jobs/s from the first job's start to the
+    last job's end (timestamps stored in the jobs), CPU per job, Redis round
+    trips and commands per job;
+(b) jobs that each wait 100 ms on I/O, concurrency 500: jobs/s and the
+    fraction of the ideal (concurrency / 0.1 s);
+(c) enqueue-to-finish latency with an idle worker, one job at a time;
+(d) worker RSS with 500 jobs in flight.
+
+Results are stored as normal (default result_ttl). rq workers run one job at
+a time, so they get fewer jobs (the table says how many).
+
+    python bench/throughput.py            # 3 runs, medians
+    python bench/throughput.py --quick    # a few dozen jobs: only checks it works
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import psutil
+from _common import (  # before bench.jobs: it puts the repository on sys.path
+    ROOT,
+    base_parser,
+    connect,
+    have_rq,
+    median,
+    percentile,
+    print_table,
+    private_redis,
+    ratio,
+    server_stats,
+    worker_env,
+)
+
+from bench.jobs import io_wait, noop
+from geventq import Queue
+from geventq.job import new_job_id
+from geventq.keys import Keys
+
+KINDS = ("geventq", "rq-simple", "rq-fork")
+TERMINAL = {b"finished", b"failed", b"stopped", b"canceled"}
+
+
+# -- starting workers --------------------------------------------------------------
+def worker_cmd(kind: str, url: str, queue: str, concurrency: int, burst: bool = True,
+               name: str | None = None) -> list[str]:
+    if kind == "geventq":
+        cmd = [sys.executable, "-m", "geventq", "worker", "--logging-level", "WARNING",
+               "--url", url, "-n", str(concurrency)]
+    else:
+        rq_bin = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
+        cmd = [rq_bin, "worker", "--logging_level", "WARNING", "-u", url]
+        if kind == "rq-simple":
+            cmd += ["-w", "rq.worker.SimpleWorker"]
+    if burst:
+        cmd.append("--burst")
+    if name:
+        cmd += ["--name", name]
+    return cmd + [queue]
+
+
+def start(server, cmd: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=worker_env(server), cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def run_burst(server, cmd: list[str]) -> tuple[float, float]:
+    """Run a burst worker to its end: (wall seconds, CPU seconds incl. its children)."""
+    t0 = time.perf_counter()
+    proc = start(server, cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+# -- enqueueing and reading back -----------------------------------------------------
+def enqueue(kind: str, conn, queue: str, func, args: tuple, n: int) -> list[str]:
+    if kind == "geventq":
+        q = Queue(queue, connection=conn)
+        jobs = []
+        for i in range(0, n, 5000):
+            jobs += q.enqueue_many([Queue.prepare_data(func, args) for _ in range(min(5000, n - i))])
+        return [j.id for j in jobs]
+    import rq
+
+    q = rq.Queue(queue, connection=conn)
+    with conn.pipeline() as pipe:
+        jobs = q.enqueue_many([rq.Queue.prepare_data(func, args) for _ in range(n)], pipeline=pipe)
+        pipe.execute()
+    return [j.id for j in jobs]
+
+
+def _rq_time(value: bytes) -> float:
+    return datetime.strptime(value.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=timezone.utc).timestamp()
+
+
+def drain_span(kind: str, conn, ids: list[str]) -> float:
+    """Seconds from the first job's start to the last job's end; checks all finished."""
+    pipe = conn.pipeline(transaction=False)
+    for job_id in ids:
+        key = Keys().job(job_id) if kind == "geventq" else f"rq:job:{job_id}"
+        pipe.hmget(key, "status", "started_at", "ended_at")
+    rows = pipe.execute()
+    bad = [r[0] for r in rows if r[0] != b"finished"]
+    if bad:
+        raise RuntimeError(f"{kind}: {len(bad)} of {len(ids)} jobs did not finish: {set(bad)}")
+    parse = float if kind == "geventq" else _rq_time
+    return max(parse(r[2]) for r in rows) - min(parse(r[1]) for r in rows)
+
+
+# -- (a) and (b): draining ----------------------------------------------------------------
+def drain(kind: str, server, n: int, func, args: tuple, concurrency: int,
+          baseline: dict) -> dict:
+    conn = connect(server)
+    conn.flushdb()
+    ids = enqueue(kind, conn, "bench", func, args, n)
+    redis_proc = psutil.Process(server.process.pid)
+    redis_cpu0 = sum(redis_proc.cpu_times()[:2])
+    before = server_stats(conn)
+    wall, cpu = run_burst(server, worker_cmd(kind, server.url, "bench", concurrency))
+    after = server_stats(conn)
+    redis_cpu = sum(redis_proc.cpu_times()[:2]) - redis_cpu0
+    span = drain_span(kind, conn, ids)
+    base = baseline[kind]
+    return {"rate": n / span, "wall": wall, "n": n,
+            "cpu_ms": (cpu - base["cpu"]) / n * 1000,
+            "redis_cpu_ms": redis_cpu / n * 1000,
+            "rt": (after["reads"] - before["reads"] - base["reads"]) / n,
+            "cmds": (after["commands"] - before["commands"] - base["commands"]) / n}
+
+
+_NO_BASE = {"cpu": 0.0, "reads": 0, "commands": 0}
+
+
+def empty_run(kind: str, server) -> dict:
+    """Start-up and shutdown cost of a burst worker with nothing to do (subtracted)."""
+    conn = connect(server)
+    conn.flushdb()
+    before = server_stats(conn)
+    _, cpu = run_burst(server, worker_cmd(kind, server.url, "bench", 100))
+    after = server_stats(conn)
+    return {"cpu": cpu, "reads": after["reads"] - before["reads"],
+            "commands": after["commands"] - before["commands"]}
+
+
+# -- (c) latency -------------------------------------------------------------------------------
+def latency(kind: str, server, samples: int) -> list[float]:
+    """Enqueue-to-finish seconds, one job at a time, with an idle worker."""
+    conn = connect(server)
+    conn.flushdb()
+    proc = start(server, worker_cmd(kind, server.url, "lat", 100, burst=False))
+    try:
+        if kind == "geventq":
+            wait = _geventq_waiter(conn)
+        else:
+            wait = _rq_waiter(conn)
+        out = []
+        for i in range(samples + 5):  # the first jobs also wait for the worker to start
+            elapsed = wait(timeout=30 if i == 0 else 5)
+            if i >= 5:
+                out.append(elapsed)
+            time.sleep(0.002)  # the worker is idle again when the next job comes
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        proc.stderr.close()
+
+
+def _geventq_waiter(conn):
+    q = Queue("lat", connection=conn)
+    keys = q.keys
+
+    def wait(timeout: float) -> float:
+        # Job.wait's protocol, with the waiter counted before the clock starts: the end of
+        # the job pushes a token onto the job's done list, which one BLPOP takes
+        job_id = new_job_id()
+        conn.incr(keys.waiters(job_id))
+        conn.expire(keys.waiters(job_id), 60)
+        t0 = time.perf_counter()
+        q.enqueue(noop, job_id=job_id)
+        if conn.blpop([keys.done(job_id)], timeout=timeout) is None:
+            raise RuntimeError(f"job {job_id} did not end within {timeout} s")
+        return time.perf_counter() - t0
+    return wait
+
+
+def _rq_waiter(conn):
+    import rq
+
+    q = rq.Queue("lat", connection=conn)
+
+    def wait(timeout: float) -> float:
+        t0 = time.perf_counter()
+        job = q.enqueue(noop)
+        # blocks on the job's results stream (XREAD BLOCK), rq's own way to wait
+        if job.latest_result(timeout=int(timeout)) is None:
+            raise RuntimeError(f"rq job {job.id} did not end within {timeout} s")
+        return time.perf_counter() - t0
+    return wait
+
+
+# -- (d) memory ------------------------------------------------------------------------------------
+def rss_in_flight(kind: str, server, in_flight: int, hold: float = 3.0) -> float:
+    """RSS (MB) of the worker (and its forked child) while ``in_flight`` jobs run."""
+    conn = connect(server)
+    conn.flushdb()
+    ids = enqueue(kind, conn, "rss", io_wait, (hold,), in_flight)
+    proc = start(server, worker_cmd(kind, server.url, "rss", in_flight, name="bench-rss"))
+    started = Keys().registry("started", "rss") if kind == "geventq" else "rq:wip:rss"
+    deadline = time.monotonic() + 30
+    try:
+        while conn.zcard(started) < in_flight:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{kind}: {conn.zcard(started)} of {in_flight} jobs started")
+            time.sleep(0.01)
+        ps = psutil.Process(proc.pid)
+        rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+    finally:
+        proc.wait(hold * len(ids) + 30)
+        proc.stderr.close()
+    return rss / 2**20
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="abcd", help="which of (a)-(d) to run, e.g. 'ac'")
+    opts = parser.parse_args()
+    kinds = KINDS if have_rq() and not opts.no_rq else KINDS[:1]
+    # jobs per kind: rq runs one job at a time, so it gets fewer
+    if opts.quick:
+        opts.runs = 1
+        noop_n = {"geventq": 40, "rq-simple": 20, "rq-fork": 5}
+        io_n = {"geventq": 40, "rq-simple": 3, "rq-fork": 2}
+        lat_n = {"geventq": 10, "rq-simple": 5, "rq-fork": 3}
+        rss_n = 50
+    else:
+        noop_n = {"geventq": 10000, "rq-simple": 2000, "rq-fork": 300}
+        io_n = {"geventq": 2000, "rq-simple": 30, "rq-fork": 20}
+        lat_n = {"geventq": 500, "rq-simple": 300, "rq-fork": 50}
+        rss_n = 500
+    res: dict[str, list] = {}
+    with private_redis() as server:
+        for run in range(opts.runs):
+            for kind in kinds:
+                # quick mode only checks that everything runs: no start-up baseline
+                needs_base = not opts.quick and ("a" in opts.cases or "b" in opts.cases)
+                base = {kind: empty_run(kind, server) if needs_base else _NO_BASE}
+                if "a" in opts.cases:
+                    res.setdefault(("noop", kind), []).append(
+                        drain(kind, server, noop_n[kind], noop, (), 100, base))
+                if "b" in opts.cases:
+                    res.setdefault(("io", kind), []).append(
+                        drain(kind, server, io_n[kind], io_wait, (0.1,), 500, base))
+                if "c" in opts.cases:
+                    res.setdefault(("lat", kind), []).append(latency(kind, server, lat_n[kind]))
+                if "d" in opts.cases and kind != "rq-fork":
+                    res.setdefault(("rss", kind), []).append(rss_in_flight(
+                        kind, server, rss_n if kind == "geventq" else 1, 0.5 if opts.quick else 3.0))
+            print(f"run {run + 1}/{opts.runs} done", file=sys.stderr)
+    report(res, kinds, noop_n, io_n, lat_n, rss_n, opts.runs)
+
+
+def _med(res, case, kind, field):
+    return median([r[field] for r in res[(case, kind)]]) if (case, kind) in res else float("nan")
+
+
+def report(res, kinds, noop_n, io_n, lat_n, rss_n, runs) -> None:
+    done = {case for case, _ in res}
+    if "noop" in done:
+        simple = _med(res, "noop", "rq-simple", "rate")
+        rows = [[f"{k} ({noop_n[k]} jobs)", _med(res, "noop", k, "rate"),
+                 ratio(_med(res, "noop", k, "rate"), simple), _med(res, "noop", k, "cpu_ms"),
+                 _med(res, "noop", k, "redis_cpu_ms"), _med(res, "noop", k, "rt"),
+                 _med(res, "noop", k, "cmds")] for k in kinds]
+        print_table(f"(a) no-op jobs drained by one worker process (median of {runs})",
+                    ["worker", "jobs/s", "vs rq-simple", "worker CPU ms/job", "redis CPU ms/job",
+                     "round trips/job", "commands/job"], rows)
+    if "io" in done:
+        rows = []
+        for k in kinds:
+            ideal = 500 / 0.1 if k == "geventq" else 1 / 0.1
+            rate = _med(res, "io", k, "rate")
+            rows.append([f"{k} ({io_n[k]} jobs)", rate, ideal, f"{rate / ideal:.0%}",
+                         _med(res, "io", k, "cpu_ms"), _med(res, "io", k, "redis_cpu_ms"),
+                         _med(res, "io", k, "rt")])
+        print_table("(b) jobs waiting 100 ms on I/O (geventq concurrency 500; rq runs one at a "
+                    "time)", ["worker", "jobs/s", "ideal", "of ideal", "worker CPU ms/job",
+                              "redis CPU ms/job", "round trips/job"], rows)
+    if "lat" in done:
+        rows = []
+        for k in kinds:
+            samples = res[("lat", k)]
+            rows.append([f"{k} ({lat_n[k]} jobs)",
+                         median([percentile(s, 50) for s in samples]) * 1000,
+                         median([percentile(s, 99) for s in samples]) * 1000])
+        print_table("(c) enqueue-to-finish latency, idle worker, one job at a time (ms)",
+                    ["worker", "p50", "p99"], rows)
+    if "rss" in done:
+        rows = [[f"{k} ({rss_n if k == 'geventq' else 1} in flight)", median(res[("rss", k)])]
+                for k in kinds if ("rss", k) in res]
+        print_table("(d) worker RSS (MB)", ["worker", "RSS MB"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The benchmarks still run (a few dozen jobs each); their figures are not checked here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def run_bench(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), "--quick", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=45)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_enqueue_bench_runs():
+    out = run_bench("enqueue.py")
+    assert "single" in out and "bulk" in out
+
+
+@pytest.mark.timeout(60)
+def test_throughput_bench_runs():
+    # python-rq's workers are left out: they would triple the time of this check
+    out = run_bench("throughput.py", "--no-rq")
+    for part in ("(a) no-op jobs", "(b) jobs waiting", "(c) enqueue-to-finish", "(d) worker RSS"):
+        assert part in out
