@@ -15,7 +15,7 @@ import time
 import pytest
 import redis
 
-from geventq import Queue, lifecycle
+from geventq import Queue, Retry, lifecycle
 from geventq.job import Job
 from geventq.keys import Keys
 from geventq.worker.recovery import DeadWorkerRecovery
@@ -76,15 +76,8 @@ def test_simple_worker_recovers_and_fails_a_job_past_max_requeues(connection, qu
     victim = start_worker("-c", victim_config, "--name", "victim2", "default")
     start_worker("-c", config, "--name", "simple-watcher", "elsewhere")
     plain = queue.enqueue(jobs.record, 60, job_timeout=-1)
-    retrying = None
-    try:
-        from geventq import Retry
-    except ImportError:  # the retries engineer's Retry has not landed yet
-        Retry = None
-    if Retry is not None:
-        retrying = queue.enqueue(jobs.record, 60, job_timeout=-1, retry=Retry(max=1))
-    watched = [j for j in (plain, retrying) if j is not None]
-    wait_for(lambda: all(j.get_status() == "started" for j in watched), timeout=15,
+    retrying = queue.enqueue(jobs.record, 60, job_timeout=-1, retry=Retry(max=1))
+    wait_for(lambda: all(j.get_status() == "started" for j in (plain, retrying)), timeout=15,
              message="jobs running on the victim")
     wait_for(lambda: registered(connection, "simple-watcher"), message="the simple watcher")
     kill(victim)
@@ -93,12 +86,11 @@ def test_simple_worker_recovers_and_fails_a_job_past_max_requeues(connection, qu
     assert plain.exc_info.startswith("abandoned: worker victim2 died")
     assert plain.id in queue.failed_job_registry
     assert plain.id not in queue.started_job_registry
-    if retrying is not None:
-        # Retry is honoured: the abandonment spends a retry instead of failing the job
-        wait_for(lambda: retrying.get_status() == "queued", timeout=5, message="retry requeued")
-        retrying.refresh()
-        assert retrying.retries_left == 0
-        assert "abandoned: worker victim2 died" in " ".join(retrying.exc_history)
+    # Retry is honoured: the abandonment spends a retry instead of failing the job
+    wait_for(lambda: retrying.get_status() == "queued", timeout=5, message="retry requeued")
+    retrying.refresh()
+    assert retrying.retries_left == 0
+    assert "abandoned: worker victim2 died" in " ".join(retrying.exc_history)
 
 
 def test_two_recoverers_never_recover_the_same_job(connection, redis_server):

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from geventq import Queue
-from geventq.connection import connection_from_settings
+from geventq.connection import clone_connection, connection_from_settings, describe_connection
 from geventq.control import send_stop_job_command
 from geventq.exceptions import InvalidJobOperation
 from geventq.keys import Keys
@@ -196,5 +196,8 @@ def run_failover(primary, replica, sentinels, start_worker, tmp_path) -> None:
     assert (finished, failed) == (600, 0)
     assert queue.count == 0 and queue.started_job_registry.count == 0
     assert connection.connection_pool.get_master_address()[1] == replica.port
+    clone = clone_connection(connection)  # what the heartbeat and sweep threads use
+    assert clone.ping() and clone.connection_pool.get_master_address()[1] == replica.port
+    assert "master main/0 via sentinels" in describe_connection(clone)
     for worker in workers:
         assert worker.proc.poll() is None

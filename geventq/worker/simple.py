@@ -109,8 +109,10 @@ class SimpleWorker(Worker):
         claimed: list[tuple[str, str]] = []
         if time.monotonic() >= self._next_self_check:
             # between jobs this worker holds nothing: whatever is in flight was lost
-            self._next_self_check = time.monotonic() + self.heartbeat_interval
-            claimed = lost_claims(self.connection, self.keys, self.name, ())[:1]
+            lost = lost_claims(self.connection, self.keys, self.name, ())
+            claimed = lost[:1]  # one at a time; look again at once while more are left
+            self._next_self_check = 0.0 if len(lost) > 1 else \
+                time.monotonic() + self.heartbeat_interval
         claimed = claimed or lifecycle.claim(self.connection, self.keys, self.queue_names,
                                              self.name, 1)
         if not claimed:
