@@ -129,9 +129,11 @@ _beat_clock = [1_700_000_000.0]
 
 
 def beat(arb: Arbiter, *children: Child) -> None:
-    """Touch the heartbeat files the way a worker does (a new mtime each time)."""
+    """Touch the heartbeat files the way a ready worker does (a new mtime each time)."""
     for child in children or list(arb.children.values()):
         _beat_clock[0] += 1
+        with open(child.heartbeat, "w") as fh:
+            fh.write("ready\n")
         os.utime(child.heartbeat, (_beat_clock[0], _beat_clock[0]))
 
 
@@ -185,6 +187,25 @@ def test_ready_once_every_worker_has_beaten(fake):
     arb.step()
     assert notifier.kinds().count("READY") == 1
     assert "STATUS=2/2 workers up" in notifier.messages[-1]
+    teardown(arb)
+
+
+def test_a_booting_worker_that_touches_is_alive_but_not_ready(fake):
+    # e.g. waiting for Redis: its file is touched from process start, but it is
+    # only up once it has registered and written to the file
+    notifier = RecordingNotifier()
+    arb = make(fake, 1, notifier=notifier)
+    arb.step()
+    (child,) = active(arb)
+    for _ in range(5):
+        fake.now += 8  # past boot_timeout=20 in all
+        _beat_clock[0] += 1
+        os.utime(child.heartbeat, (_beat_clock[0], _beat_clock[0]))
+        arb.step()
+    assert fake.signals == [] and "READY" not in notifier.kinds()
+    beat(arb, child)
+    arb.step()
+    assert notifier.kinds().count("READY") == 1
     teardown(arb)
 
 
@@ -612,11 +633,11 @@ def test_pool_forwards_exactly_the_worker_options_typed():
         "-c", "conf/settings.py", "-N", "4", "--concurrency", "50", "-b", "--name", "mail",
         "--fork-queue", "cpu", "--fork-queue", "img", "-u", "redis://u:p@h/0",
         "--pool-name", "p1", "high", "low"])
+    # the URL (with its password) goes to the children in $GEVENTQ_URL, never in argv
     assert forwarded_options(ctx) == [
-        "--config", "conf/settings.py", "--url", "redis://u:p@h/0", "--burst",
+        "--config", "conf/settings.py", "--burst",
         "--concurrency", "50", "--fork-queue", "cpu", "--fork-queue", "img"]
-    assert forwarded_options(ctx, RECOVER_OPTIONS) == [
-        "--config", "conf/settings.py", "--url", "redis://u:p@h/0"]
+    assert forwarded_options(ctx, RECOVER_OPTIONS) == ["--config", "conf/settings.py"]
     # nothing typed, nothing forwarded: each worker reads its settings file itself
     assert forwarded_options(pool.make_context("pool", [])) == []
 

@@ -379,7 +379,7 @@ class Arbiter:
 
     def report(self, now: float) -> None:
         """Keep the log, the title, STATUS, READY and the watchdog current."""
-        up = sum(1 for c in self.children.values() if c.role == "active" and c.beating)
+        up = sum(1 for c in self.children.values() if c.role == "active" and c.ready)
         status = f"{up}/{self.target} workers up"
         if self.restarts:
             status += f", {self.restarts} replaced"

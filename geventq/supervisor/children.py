@@ -107,10 +107,21 @@ class HeartbeatDir:
     @staticmethod
     def mtime(path: str) -> float | None:
         """The file's mtime, or None if the file is gone."""
+        stat = HeartbeatDir.stat(path)
+        return None if stat is None else stat[0]
+
+    @staticmethod
+    def stat(path: str) -> tuple[float, int] | None:
+        """(mtime, size) of the file, or None if it is gone.
+
+        The mtime is liveness (touched from process start); a non-empty file
+        is readiness (the worker writes to it once it is registered in Redis).
+        """
         try:
-            return os.stat(path).st_mtime
+            st = os.stat(path)
         except OSError:
             return None
+        return st.st_mtime, st.st_size
 
     @staticmethod
     def remove(path: str) -> None:
@@ -136,7 +147,8 @@ class Child:
     role: str = "active"  # "active" | "incoming" (reload) | "retiring"
     last_beat: float = 0.0  # clock time the heartbeat last changed
     beat_mtime: float = 0.0  # the mtime seen at that time
-    beating: bool = False  # touched its heartbeat at least once
+    beating: bool = False  # touched its heartbeat at least once (the process is alive)
+    ready: bool = False  # wrote to its heartbeat file: registered, taking jobs
     terms_sent: int = 0
     stop_deadline: float | None = None
     killed: str | None = None  # why the launcher SIGKILLed it
@@ -148,8 +160,10 @@ class Child:
         """The worker's process id."""
         return self.process.pid
 
-    def observe_beat(self, mtime: float | None, now: float) -> bool:
+    def observe_beat(self, mtime: float | None, now: float, size: int = 0) -> bool:
         """Record the heartbeat file's mtime; True if it changed since last time."""
+        if size > 0:
+            self.ready = True
         if mtime is None or mtime == self.beat_mtime:
             return False
         self.beat_mtime = mtime

@@ -29,7 +29,8 @@ class Health:
         own monotonic clock, so a wall-clock jump never kills a worker. Before
         the first touch the worker gets ``boot_timeout`` to start.
         """
-        child.observe_beat(HeartbeatDir.mtime(child.heartbeat), now)
+        mtime, size = HeartbeatDir.stat(child.heartbeat) or (None, 0)
+        child.observe_beat(mtime, now, size)
         if child.beating and now - child.last_beat > settings.worker_timeout:
             return (f"no heartbeat for {now - child.last_beat:.1f}s "
                     f"(WORKER_TIMEOUT={settings.worker_timeout:g})")

@@ -53,7 +53,7 @@ class RollingReload:
                 if now >= arb.spawn_after:
                     arb.spawn(slot, "incoming", now)
                 return
-            if not new.beating:
+            if not new.ready:
                 return
             new.role = "active"
             arb.retire(old, now, f"replaced by {new.name} (reload)")

@@ -110,6 +110,7 @@ class Worker:
         pipe.expire(self.key, self.worker_ttl)
         pipe.sadd(self.keys.workers, self.name)
         pipe.execute()
+        announce_ready()
         logger.info("worker %s started on queues %s", self.name, " ".join(self.queue_names))
 
     def heartbeat(self, connection: redis.Redis | None = None, **fields: Any) -> None:
@@ -243,6 +244,21 @@ class Worker:
         name = keys.parse_worker_key(worker_key)
         record = connection.hgetall(worker_key)
         return cls._from_record(name, record, connection, keys) if record else None
+
+
+def announce_ready() -> None:
+    """Tell a supervising ``geventq pool`` that this worker is registered and taking jobs.
+
+    The pool reads the heartbeat file's mtime as liveness (touched from process
+    start) and a non-empty file as readiness.
+    """
+    path = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
+    if path:
+        try:
+            with open(path, "w") as fh:
+                fh.write("ready\n")
+        except OSError:
+            logger.warning("cannot write the heartbeat file %s", path)
 
 
 def _class(value: Any, default: type, what: str) -> type:

@@ -53,6 +53,9 @@ def on_term(signum, frame):
 
 def beat():
     if HEARTBEAT:
+        if not os.path.getsize(HEARTBEAT):
+            with open(HEARTBEAT, "w") as fh:  # ready, as a registered worker says
+                fh.write("ready\n")
         os.utime(HEARTBEAT)
 
 
