@@ -236,6 +236,19 @@ def test_sigterm_drains_a_long_job_then_exits_0(start_pool, queue):
     assert "cold shutdown" not in pool.output()
 
 
+def test_the_redis_url_never_reaches_a_command_line(start_pool, queue, redis_url):
+    # `ps` shows every user the command lines: a URL may carry a password
+    job = queue.enqueue("tests.jobs.add", 1, 2)
+    pool = start_pool("-N", "1")
+    assert job.wait(timeout=20) == 3
+    pids = list(pool.worker_pids().values())
+    assert pids
+    for pid in pids:
+        assert redis_url not in " ".join(psutil.Process(pid).cmdline())
+    pool.killpg(signal.SIGTERM)
+    assert pool.wait(20) == 0, pool.output()
+
+
 def test_sighup_replaces_every_worker_new_before_old_with_sd_notify(
         start_pool, connection, tmp_path):
     listener = NotifyListener(str(tmp_path / "notify.sock"))

@@ -15,7 +15,7 @@ from . import main
 def connection_options(func: Callable) -> Callable:
     """-c/--config, -u/--url and --prefix, resolved into ctx.obj lazily."""
     func = click.option("--prefix", help="Key prefix in Redis (default geventq:).")(func)
-    func = click.option("-u", "--url", help="Redis URL.")(func)
+    func = click.option("-u", "--url", envvar="GEVENTQ_URL", help="Redis URL (or $GEVENTQ_URL).")(func)
     func = click.option("-c", "--config", "config", help="Settings module or file.")(func)
     return func
 

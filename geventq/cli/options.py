@@ -67,7 +67,9 @@ def worker_options(func):
     """Decorate a click command with every worker option."""
     opts = [
         click.option("-c", "--config", "config", help="Settings module (settings) or file (conf/settings.py)."),
-        click.option("-u", "--url", help="Redis URL, e.g. redis://localhost:6379/0."),
+        click.option("-u", "--url", envvar="GEVENTQ_URL",
+                     help="Redis URL, e.g. redis://localhost:6379/0 (or $GEVENTQ_URL, which keeps "
+                          "a password off the command line)."),
         click.option("-b", "--burst", is_flag=True, default=None, help="Run every available job, then exit."),
         click.option("-w", "--worker-class", help="Dotted path of the worker class."),
         click.option("--job-class", help="Dotted path of the Job class."),

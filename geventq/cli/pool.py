@@ -8,6 +8,7 @@ pool was given. See docs/deployment.md for signals, settings and exit codes.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -19,10 +20,11 @@ from ..exceptions import ConfigError
 from . import main
 from .options import resolve_settings, worker_options
 
-# Each worker gets its own --name; queues go last; -N is the pool's own.
-POOL_ONLY = {"queues", "name", "workers", "pool_name"}
+# Each worker gets its own --name; queues go last; -N is the pool's own. The URL
+# travels in the environment (GEVENTQ_URL), never on a command line that `ps` shows.
+POOL_ONLY = {"queues", "name", "workers", "pool_name", "url"}
 # What `geventq recover` needs to find the worker's keys.
-RECOVER_OPTIONS = {"config", "url", "prefix"}
+RECOVER_OPTIONS = {"config", "prefix"}
 
 
 def forwarded_options(ctx: click.Context, only: set[str] | None = None) -> list[str]:
@@ -90,6 +92,9 @@ def pool(ctx: click.Context, config: str | None, workers: int | None,
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s geventq.pool[%(process)d] %(levelname)s: %(message)s")
 
+    env = dict(os.environ)
+    if values.get("url"):
+        env["GEVENTQ_URL"] = values["url"]
     forward = forwarded_options(ctx)
     queues = list(values.get("queues") or ())
     recover = forwarded_options(ctx, RECOVER_OPTIONS)
@@ -103,5 +108,6 @@ def pool(ctx: click.Context, config: str | None, workers: int | None,
                                    *recover],
         reload_settings=load,
         notifier=Notifier(),
+        env=env,
     )
     ctx.exit(arbiter.run())
