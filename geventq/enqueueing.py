@@ -9,7 +9,9 @@ atomically, and the calls of many jobs share one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import scripts
@@ -21,7 +23,23 @@ if TYPE_CHECKING:
     from .queue import Queue
 
 BATCH = 1000  # plain jobs per enqueue_batch call (the script unpacks 2 keys per job)
-ROUND = 5000  # jobs per round trip in enqueue_many
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many jobs are built or written.
+
+    Each collection would traverse every job built so far, again and again:
+    that was ~40% of the cost of building a job in a batch of thousands.
+    Nothing is lost: collection resumes (if it was on) when the batch is done.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def is_plain(job: Job) -> bool:
@@ -91,22 +109,34 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
 def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
     """Write jobs in their order: runs of alike plain jobs in batches, others one by one.
 
-    Ids the caller chose are looked up first; generated ones are not (they are random).
+    One round trip: the calls are streamed (Redis runs each batch while the next
+    is being packed) after a SCRIPT LOAD of each script they use, so that no
+    call can meet NOSCRIPT and be retried out of order. Ids the caller chose
+    are looked up; generated ones are not (they are random).
     """
     created = to_datetime(stamp)
-    for start in range(0, len(jobs), ROUND):
-        segments = _segments(jobs[start:start + ROUND])
-        batch = scripts.ScriptBatch()
+    segments = _segments(jobs)
+    names = sorted({"enqueue" if alike is None else "enqueue_batch" for alike, _ in segments})
+
+    def commands() -> Iterator[tuple]:
+        for name in names:
+            yield ("SCRIPT", "LOAD", scripts.source(name)[1])
         for alike, group in segments:
             if alike is None:
-                batch.add("enqueue", *queue._enqueue_call(group[0], stamp))
+                name, (keys, args) = "enqueue", queue._enqueue_call(group[0], stamp)
             else:
-                batch.add("enqueue_batch", *batch_call(queue, group, stamp, alike[1]))
-        for (alike, group), reply in zip(segments, batch.execute(queue.connection)):
-            if alike is None:
-                queue._check_enqueue_reply(group[0], reply)
-                continue
-            check_batch_reply(reply)
-            for job in group:
-                job._status = "queued"
-                job.created_at = created
+                name, (keys, args) = "enqueue_batch", batch_call(queue, group, stamp, alike[1])
+            yield ("EVALSHA", scripts.source(name)[0], len(keys), *keys, *args)
+
+    replies = scripts.send(queue.connection, commands())
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    for (alike, group), reply in zip(segments, replies[len(names):]):
+        if alike is None:
+            queue._check_enqueue_reply(group[0], reply)
+            continue
+        check_batch_reply(reply)
+        for job in group:
+            job._status = "queued"
+            job.created_at = created

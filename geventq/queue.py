@@ -162,12 +162,14 @@ class Queue:
         raises and none is enqueued.
         """
         build = self._build_job
-        jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
+        with enqueueing.no_cyclic_gc():
+            jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
         if not self.is_async:
             return [self._run_inline(job) for job in jobs]
         # only ids given by the caller can be taken; generated ones are random
         self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
-        enqueueing.write_many(self, jobs, now())
+        with enqueueing.no_cyclic_gc():
+            enqueueing.write_many(self, jobs, now())
         return jobs
 
     def enqueue_job(self, job: Job) -> Job:
@@ -176,6 +178,19 @@ class Queue:
         return job
 
     def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
+        # the queue's connection, serializer and keys are checked already
+        resolved = {"_resolved": True} if self.job_class.create.__func__ is Job.create.__func__ \
+            else {}
+        if options.keys() <= JOB_OPTIONS and all(v is None or v is False for v in options.values()):
+            # no option given (nearly every job): the queue's defaults, nothing to parse
+            job = self.job_class.create(
+                func, args, kwargs, connection=self.connection, serializer=self.serializer,
+                keys=self.keys, origin=self.name, timeout=self.default_timeout,
+                result_ttl=self.default_result_ttl, failure_ttl=DEFAULT_FAILURE_TTL, **resolved)
+            if self.is_async:
+                check_importable_from_worker(job.func_name, job.instance)
+            job.serialize_data()  # fail now, before anything is written
+            return job
         retry = options.pop("retry", None)
         on_success, on_failure = options.pop("on_success", None), options.pop("on_failure", None)
         timeout, job_timeout = options.pop("timeout", None), options.pop("job_timeout", None)
@@ -196,10 +211,7 @@ class Queue:
             failure_ttl=failure_ttl or DEFAULT_FAILURE_TTL,
             ttl=None if ttl == -1 else ttl, description=options.get("description"),
             meta=options.get("meta"), depends_on=options.get("depends_on"),
-            at_front=bool(options.get("at_front")),
-            # the queue's connection, serializer and keys are checked already
-            **({"_resolved": True} if self.job_class.create.__func__ is Job.create.__func__
-               else {}))
+            at_front=bool(options.get("at_front")), **resolved)
         if self.is_async:
             check_importable_from_worker(job.func_name, job.instance)
         # section 7 fields are stored only when given: the plain path stays as cheap
@@ -208,6 +220,8 @@ class Queue:
         if on_success is not None or on_failure is not None:
             job.extra.update(callback_fields(on_success, on_failure))
         job.serialize_data()  # fail now, before anything is written
+        if job.meta:
+            job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
         return job
 
     def _enqueue_call(self, job: Job, stamp: float) -> tuple[list, list]:

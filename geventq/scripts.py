@@ -11,6 +11,7 @@ request/reply exchange on a pooled connection.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -24,6 +25,11 @@ except ImportError:  # the hiredis extra is not installed
 
 _USES_COMMON = {"enqueue", "end", "requeue_started", "requeue", "cancel", "schedule_due", "periodic"}
 _SOURCES: dict[str, tuple[str, str]] = {}
+
+
+def source(name: str) -> tuple[str, str]:
+    """(sha1, source text) of script ``name``."""
+    return _source(name)
 
 
 def _source(name: str) -> tuple[str, str]:
@@ -76,7 +82,7 @@ class Channel:
             self.client.connection_pool.release(conn)
 
 
-def send(client: redis.Redis | Channel, commands: list[tuple]) -> list[Any]:
+def send(client: redis.Redis | Channel, commands: Iterable[tuple]) -> list[Any]:
     """Send commands in one write on one connection and read every reply.
 
     This is the hot path of every job, so it skips what redis-py wraps around
@@ -84,6 +90,10 @@ def send(client: redis.Redis | Channel, commands: list[tuple]) -> list[Any]:
     than the round trip itself. Error replies come back as exception objects;
     a broken or interrupted exchange raises, and its connection is dropped so
     no reply is left unread on it. Replies are raw (no response callbacks).
+
+    ``commands`` that is not a list (a generator) is streamed: each command is
+    written as soon as it is made, so Redis runs the first while the next are
+    being made, and the replies are read at the end (still one round trip).
     """
     if isinstance(client, Channel):
         return _exchange(client.connection(), commands)
@@ -95,11 +105,18 @@ def send(client: redis.Redis | Channel, commands: list[tuple]) -> list[Any]:
         pool.release(conn)
 
 
-def _exchange(conn: Any, commands: list[tuple]) -> list[Any]:
+def _exchange(conn: Any, commands: Iterable[tuple]) -> list[Any]:
     try:
-        conn.send_packed_command(_pack(conn, commands), check_health=False)
+        if isinstance(commands, list):
+            conn.send_packed_command(_pack(conn, commands), check_health=False)
+            sent = len(commands)
+        else:
+            sent = 0
+            for command in commands:
+                conn.send_packed_command(_pack(conn, [command]), check_health=False)
+                sent += 1
         replies = []
-        for _ in commands:
+        for _ in range(sent):
             try:
                 replies.append(conn.read_response())
             except ResponseError as exc:  # an error reply: the connection is still in step

@@ -54,7 +54,10 @@ _RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after
 def _tune_gc() -> None:
     """Make the garbage collector cheap for a worker process: what start-up loaded is
     frozen (never traversed again), and young objects are collected less often. With
-    hundreds of jobs in flight, collections otherwise took an eighth of the CPU."""
+    hundreds of jobs in flight, collections otherwise took an eighth of the CPU.
+    Done once per process (a process running workers one after another freezes once)."""
+    if gc.get_freeze_count():
+        return
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(max(young, 10000), middle, old)
@@ -229,9 +232,10 @@ class GeventWorker(Worker):
         taken = len(claimed) or len(jobs)  # (a named job may have been claimed before)
         self._claimed += taken
         self._spawn(jobs)
-        gevent.sleep(0)  # the new jobs start now, not after this loop's next round trip
-        if self._endings:
-            gevent.sleep(0)  # and the finisher sends those already done before it, too
+        if len(jobs) < _BUNCH:  # a few jobs (an idle worker's): they start now, not after
+            gevent.sleep(0)     # this loop's next round trip (a bunch runs during it)
+            if self._endings:
+                gevent.sleep(0)  # and the finisher sends those already done before it, too
         return taken
 
     def _check_lost_claims(self) -> None:
@@ -266,7 +270,12 @@ class GeventWorker(Worker):
             gevent.wait([self._lane_waiter, self._slot_free], count=1)
             return
         try:
-            token = self.connection.blpop(wake_keys, timeout=_IDLE_BLOCK)
+            if gevent.getcurrent() is self._lane_waiter:
+                token = self.connection.blpop(wake_keys, timeout=_IDLE_BLOCK)
+            else:  # the claim loop's own connection: nothing else uses it while it waits
+                token = scripts.send(self._channels[0], [("BLPOP", *wake_keys, _IDLE_BLOCK)])[0]
+                if isinstance(token, Exception):
+                    raise token
             self._redis_failures = 0
         except redis.RedisError as exc:
             self._next_self_check = 0.0
