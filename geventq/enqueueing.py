@@ -55,7 +55,7 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
     shared = head.shared_fields()
     shared = [v for i in range(0, len(shared), 2) if shared[i + 1] is not None
               for v in shared[i:i + 2]]
-    keys = [queue.key, k.queues, k.wake(name), k.expiring(name)]
+    keys = [queue.key, k.queues, k.wake(name), k.expiring(name), k.scratch]
     args: list[Any] = [name, repr(stamp), head.ttl or "", "1" if checked else "",
                        "1" if head.at_front else "", len(shared), *shared]
     pending = k.pending

@@ -65,6 +65,11 @@ class Keys:
         """List the end of a job pushes one token per waiter onto."""
         return f"{self.prefix}done:{job_id}"
 
+    @property
+    def scratch(self) -> str:
+        """Hash a script fills and deletes within one call (never seen outside it)."""
+        return self.prefix + "scratch"
+
     # -- workers --------------------------------------------------------
     @property
     def workers(self) -> str:

@@ -150,10 +150,11 @@ class Queue:
     def prepare_data(func: Any, args: Iterable | None = None, kwargs: dict | None = None,
                      **options: Any) -> EnqueueData:
         """Describe one job for :meth:`enqueue_many`."""
-        unknown = set(options) - JOB_OPTIONS
-        if unknown:
+        if options and not options.keys() <= JOB_OPTIONS:
+            unknown = set(options) - JOB_OPTIONS
             raise TypeError(f"unknown job option(s) {', '.join(sorted(unknown))}")
-        return EnqueueData(func, tuple(args or ()), dict(kwargs or {}), options)
+        return EnqueueData(func, tuple(args) if args else (), dict(kwargs) if kwargs else {},
+                           options)
 
     def enqueue_many(self, job_datas: Iterable[EnqueueData]) -> list[Job]:
         """Enqueue many jobs in few round trips (one per 5,000 jobs).

@@ -3,12 +3,14 @@
 -- caller, the whole batch is refused, with nothing written, if any id is taken by a
 -- live job (generated ids are random and are not looked up).
 -- The jobs of a batch share their options; only id, data and a few fields differ.
--- KEYS: 1 queue, 2 queues set, 3 wake, 4 expiring, then per job: its hash, and when
---       the ids are checked (ARGV[4] = '1') its pending set
+-- KEYS: 1 queue, 2 queues set, 3 wake, 4 expiring, 5 scratch hash, then per job: its
+--       hash, and when the ids are checked (ARGV[4] = '1') its pending set
 -- ARGV: 1 queue name, 2 now, 3 ttl ('' = none), 4 check ids ('1' or ''), 5 at_front
 --       ('1' or ''), 6 t, then t shared field/value arguments, then per job: id, data,
 --       n, then n field/value arguments of its own
--- Every hash also gets status, origin, created_at and enqueued_at from here.
+-- Every hash also gets status, origin, created_at and enqueued_at from here. The shared
+-- fields are written once, into the scratch hash, and COPYed into each job's hash: that
+-- costs Redis less than writing them again for every job.
 local queue_name, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local checked, at_front = ARGV[4] == '1', ARGV[5] == '1'
 local t = tonumber(ARGV[6])
@@ -16,13 +18,12 @@ local fields = {'status', 'queued', 'origin', queue_name, 'created_at', now, 'en
 for i = 7, 6 + t do
   fields[#fields + 1] = ARGV[i]
 end
-fields[#fields + 1] = 'data'
-local base = #fields + 1  -- where each job's data goes, then its own fields
+local own = {'data'}  -- each job's data, then its own fields
 local first, last = 7 + t, #ARGV
 local step = checked and 2 or 1
 
 if checked then
-  local a, j = first, 5
+  local a, j = first, 6
   while a <= last do
     local status = redis.call('HGET', KEYS[j], 'status')
     if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
@@ -32,19 +33,32 @@ if checked then
     j = j + 2
   end
   -- a reused id (its old run ended) starts from a clean hash
-  redis.call('DEL', unpack(KEYS, 5))
+  redis.call('DEL', unpack(KEYS, 6))
 end
 
+local single = first + 3 + tonumber(ARGV[first + 2]) > last  -- one job: written directly
+if not single then
+  redis.call('DEL', KEYS[5])
+  redis.call('HSET', KEYS[5], unpack(fields))
+end
 local ids = {}
 local head  -- the id at the queue's head end of this batch, named by the wake token
-local a, j = first, 5
+local a, j = first, 6
 while a <= last do
   local n = tonumber(ARGV[a + 2])
-  fields[base] = ARGV[a + 1]
+  own[2] = ARGV[a + 1]
   for i = 1, n do
-    fields[base + i] = ARGV[a + 2 + i]
+    own[2 + i] = ARGV[a + 2 + i]
   end
-  redis.call('HSET', KEYS[j], unpack(fields, 1, base + n))
+  if single then
+    for i = 1, 2 + n do
+      fields[#fields + 1] = own[i]
+    end
+    redis.call('HSET', KEYS[j], unpack(fields))
+  else
+    redis.call('COPY', KEYS[5], KEYS[j], 'REPLACE')
+    redis.call('HSET', KEYS[j], unpack(own, 1, 2 + n))
+  end
   if ttl then
     redis.call('EXPIRE', KEYS[j], ttl)
     redis.call('ZADD', KEYS[4], now + ttl, ARGV[a])
@@ -62,6 +76,9 @@ while a <= last do
 end
 if #ids > 0 then
   redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
+end
+if not single then
+  redis.call('DEL', KEYS[5])
 end
 -- at most one wake token: it says "this queue may have jobs"; this one also names a job,
 -- so that an idle worker can start it in the same round trip as its claim
