@@ -45,8 +45,8 @@ _IDLE_BLOCK = 1.0  # seconds an idle worker blocks on the wake tokens per call
 # bunch start while the next are claimed; while jobs run, fewer than _BUNCH free slots
 # (or endings) wait up to _GATHER seconds for more. An idle worker never waits.
 _CLAIM_MAX = 50
-_BUNCH = 20
-_GATHER = 0.002
+_BUNCH = 10
+_GATHER = 0.001
 _SUSPEND_CHECK = 1.0  # seconds between looks at the suspend flag
 _RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after Redis does
 
