@@ -8,78 +8,25 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable
 from datetime import datetime
-from enum import Enum
 from types import FunctionType
 from typing import Any
 
 import redis
 
-from . import scripts
 from .callables import describe_callable, resolve_callable
 from .connection import resolve_connection
 from .context import reset_current_job, set_current_job
-from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_PREFIX
-from .exceptions import DeserializationError, InvalidJobOperation, JobFailed, NoSuchJobError
-from .keys import REGISTRY_NAMES, Keys
+from .defaults import DEFAULT_PREFIX
+from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re-exported)
+from .exceptions import DeserializationError, NoSuchJobError
+from .ids import new_job_id  # noqa: F401  (re-exported)
+from .job_actions import JobActions
+from .keys import Keys
 from .serializers import Serializer, resolve_serializer
-from .utils import as_str, now, to_datetime
-
-
-class JobStatus(str, Enum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    STARTED = "started"
-    FINISHED = "finished"
-    FAILED = "failed"
-    DEFERRED = "deferred"
-    SCHEDULED = "scheduled"
-    CANCELED = "canceled"
-    STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-TERMINAL_STATUSES = frozenset({"finished", "failed", "stopped", "canceled"})
-
-
-class Dependency:
-    """Several dependencies at once, optionally satisfied by failed jobs too."""
-
-    def __init__(self, jobs: Any, allow_failure: bool = False):
-        jobs = jobs if isinstance(jobs, (list, tuple)) else [jobs]
-        if not jobs:
-            raise ValueError("Dependency(jobs=...) needs at least one job or job id")
-        self.jobs = list(jobs)
-        self.allow_failure = bool(allow_failure)
-
-
-# ids made ahead from one os.urandom call; list.pop() is atomic, so threads never share
-# one, and a forked child starts with an empty pool rather than its parent's ids
-_ID_POOL: list[str] = []
-os.register_at_fork(after_in_child=_ID_POOL.clear)
-
-
-def new_job_id() -> str:
-    """A random job id in the form of ``uuid.uuid4().hex`` (bits from ``os.urandom``).
-
-    Ids are made 256 at a time, at a quarter of the cost of ``uuid4()`` each.
-    """
-    while True:
-        try:
-            return _ID_POOL.pop()
-        except IndexError:
-            raw = bytearray(os.urandom(16 * 256))
-            for i in range(6, len(raw), 16):
-                raw[i] = raw[i] & 0x0F | 0x40  # version 4
-                raw[i + 2] = raw[i + 2] & 0x3F | 0x80  # RFC 4122 variant
-            text = raw.hex()
-            _ID_POOL.extend([text[i:i + 32] for i in range(0, len(text), 32)])
-
+from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
+from .utils import as_str, to_datetime
 
 # module-level function -> its dotted path: described once, not at every enqueue
 _FUNCTION_NAMES: dict[FunctionType, str] = {}
@@ -95,29 +42,6 @@ def _describe(func: Any) -> tuple[str, Any]:
         if len(_FUNCTION_NAMES) < 4096:
             _FUNCTION_NAMES[func] = name
     return name, None
-
-
-def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
-    """Normalise ``depends_on`` to (job ids, allow_failure)."""
-    if depends_on is None:
-        return [], False
-    allow_failure = False
-    if isinstance(depends_on, Dependency):
-        allow_failure = depends_on.allow_failure
-        items = depends_on.jobs
-    elif isinstance(depends_on, (list, tuple)):
-        items = list(depends_on)
-    else:
-        items = [depends_on]
-    ids = []
-    for item in items:
-        if isinstance(item, Job):
-            ids.append(item.id)
-        elif isinstance(item, str) and item:
-            ids.append(item)
-        else:
-            raise ValueError(f"depends_on takes Jobs or job ids, got {item!r}")
-    return ids, allow_failure
 
 
 _TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at")
@@ -147,7 +71,7 @@ class _Timestamp:
 _UNSET = object()
 
 
-class Job:
+class Job(JobActions):
     """A job: its function, arguments, options, status and result."""
 
     # Defaults shared by every job until one sets its own: a job is built per
@@ -444,38 +368,6 @@ class Job:
         return JobStatus(self._status) if self._status else None
 
     @property
-    def is_queued(self) -> bool:
-        return self.get_status() == JobStatus.QUEUED
-
-    @property
-    def is_started(self) -> bool:
-        return self.get_status() == JobStatus.STARTED
-
-    @property
-    def is_finished(self) -> bool:
-        return self.get_status() == JobStatus.FINISHED
-
-    @property
-    def is_failed(self) -> bool:
-        return self.get_status() == JobStatus.FAILED
-
-    @property
-    def is_deferred(self) -> bool:
-        return self.get_status() == JobStatus.DEFERRED
-
-    @property
-    def is_canceled(self) -> bool:
-        return self.get_status() == JobStatus.CANCELED
-
-    @property
-    def is_scheduled(self) -> bool:
-        return self.get_status() == JobStatus.SCHEDULED
-
-    @property
-    def is_stopped(self) -> bool:
-        return self.get_status() == JobStatus.STOPPED
-
-    @property
     def retries_left(self) -> int | None:
         """Retries still allowed, as last loaded (None: enqueued without ``retry=``)."""
         value = self.extra.get("retries_left")
@@ -509,38 +401,6 @@ class Job:
         """Write ``job.meta`` to Redis (other fields are left alone)."""
         self.connection.hset(self.key, "meta", self._dump("meta", self.meta))
 
-    def wait(self, timeout: float | None = None) -> Any:
-        """Block until the job ends; return its result or raise.
-
-        Raises ``JobFailed`` (with ``exc_info``) when it failed, was stopped or
-        canceled, and ``TimeoutError`` when ``timeout`` seconds pass first. The
-        end of the job wakes the caller through Redis; nothing polls.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        waiters, done = self.keys.waiters(self.id), self.keys.done(self.id)
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.incr(waiters)
-        pipe.expire(waiters, int(timeout or 3600) + 60)
-        pipe.hget(self.key, "status")
-        _, _, status = pipe.execute()
-        while as_str(status) not in TERMINAL_STATUSES:
-            if status is None:
-                raise NoSuchJobError(f"no job with id {self.id!r}")
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                self.connection.decr(waiters)
-                raise TimeoutError(f"job {self.id} did not end within {timeout} s")
-            # short blocking slices keep each call under the client's socket timeout
-            block = 1.0 if remaining is None else max(0.01, min(1.0, remaining))
-            token = self.connection.blpop([done], timeout=block)
-            status = self.connection.hget(self.key, "status")
-            if token is not None and status is None:
-                return None  # finished with result_ttl=0: the job is already gone
-        self.refresh()
-        if self._status == "finished":
-            return self.result
-        raise JobFailed(self.id, self.exc_info or f"job was {self._status}")
-
     # -- running -----------------------------------------------------------
     def perform(self) -> Any:
         """Run the function in this process with this job as the current job."""
@@ -550,50 +410,6 @@ class Job:
             return func(*self.args, **self.kwargs)
         finally:
             reset_current_job(token)
-
-    # -- operations on this job alone ---------------------------------------
-    def cancel(self) -> None:
-        """Cancel a queued, deferred or scheduled job: it will never run."""
-        origin = self._origin_or_load()
-        k = self.keys
-        reply = scripts.call(self.connection, "cancel", [
-            self.key, k.queue(origin), k.registry("deferred", origin),
-            k.registry("scheduled", origin), k.registry("canceled", origin),
-            k.expiring(origin), k.waiters(self.id), k.done(self.id),
-        ], [self.id, repr(now()), self.failure_ttl or DEFAULT_FAILURE_TTL])
-        _check_reply(reply, self.id, "cancel")
-        self._status = "canceled"
-
-    def requeue(self, at_front: bool = False) -> Job:
-        """Put a failed, stopped or canceled job back on its queue."""
-        origin = self._origin_or_load()
-        k = self.keys
-        reply = scripts.call(self.connection, "requeue", [
-            self.key, k.registry("failed", origin), k.registry("canceled", origin),
-            k.queue(origin), k.wake(origin), k.queues,
-        ], [self.id, origin, repr(now()), "1" if at_front else "0"])
-        _check_reply(reply, self.id, "requeue")
-        self._status = "queued"
-        return self
-
-    def delete(self) -> None:
-        """Delete the job and remove it from its queue and every registry."""
-        try:
-            origin = self._origin_or_load()
-        except NoSuchJobError:
-            return
-        k = self.keys
-        keys = [self.key, k.queue(origin), k.expiring(origin), k.pending(self.id),
-                k.dependents(self.id)]
-        keys += [k.registry(name, origin) for name in REGISTRY_NAMES]
-        keys += [k.dependents(parent) for parent in self.dependency_ids]
-        scripts.call(self.connection, "delete", keys, [self.id, len(REGISTRY_NAMES)])
-
-    def _origin_or_load(self) -> str:
-        if self.origin is None or self._status is None:
-            self.refresh()
-        return self.origin
-
 
 # fields holding serialized bytes: never decoded as text
 _BINARY_FIELDS = frozenset({"data", "meta", "result"})
@@ -613,12 +429,3 @@ def resolve_keys(keys: Keys | None = None, prefix: str | None = None) -> Keys:
     if keys is not None:
         return keys
     return Keys(prefix or os.environ.get("GEVENTQ_PREFIX") or DEFAULT_PREFIX)
-
-
-def _check_reply(reply: list, job_id: str, operation: str) -> None:
-    outcome = as_str(reply[0])
-    if outcome == "missing":
-        raise NoSuchJobError(f"no job with id {job_id!r}")
-    if outcome == "status":
-        raise InvalidJobOperation(f"cannot {operation} job {job_id}: its status is "
-                                  f"{as_str(reply[1])}")

@@ -1,0 +1,41 @@
+"""``depends_on``: which jobs a job waits for (``Dependency`` is re-exported by geventq.job)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .job_actions import JobActions
+
+
+class Dependency:
+    """Several dependencies at once, optionally satisfied by failed jobs too."""
+
+    def __init__(self, jobs: Any, allow_failure: bool = False):
+        jobs = jobs if isinstance(jobs, (list, tuple)) else [jobs]
+        if not jobs:
+            raise ValueError("Dependency(jobs=...) needs at least one job or job id")
+        self.jobs = list(jobs)
+        self.allow_failure = bool(allow_failure)
+
+
+def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
+    """Normalise ``depends_on`` to (job ids, allow_failure)."""
+    if depends_on is None:
+        return [], False
+    allow_failure = False
+    if isinstance(depends_on, Dependency):
+        allow_failure = depends_on.allow_failure
+        items = depends_on.jobs
+    elif isinstance(depends_on, (list, tuple)):
+        items = list(depends_on)
+    else:
+        items = [depends_on]
+    ids = []
+    for item in items:
+        if isinstance(item, JobActions):
+            ids.append(item.id)
+        elif isinstance(item, str) and item:
+            ids.append(item)
+        else:
+            raise ValueError(f"depends_on takes Jobs or job ids, got {item!r}")
+    return ids, allow_failure

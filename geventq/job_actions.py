@@ -1,0 +1,137 @@
+"""What a caller can do with a stored job: status shortcuts, wait, cancel, requeue, delete.
+
+A mixin of :class:`geventq.job.Job`, kept apart so that job.py stays about
+what a job *is* (its fields, how it is stored and loaded).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import scripts
+from .defaults import DEFAULT_FAILURE_TTL
+from .exceptions import InvalidJobOperation, JobFailed, NoSuchJobError
+from .keys import REGISTRY_NAMES
+from .status import TERMINAL_STATUSES, JobStatus
+from .utils import as_str, now
+
+
+class JobActions:
+    """Operations on one job; mixed into Job (which provides the fields used here)."""
+
+    @property
+    def is_queued(self) -> bool:
+        return self.get_status() == JobStatus.QUEUED
+
+    @property
+    def is_started(self) -> bool:
+        return self.get_status() == JobStatus.STARTED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.get_status() == JobStatus.FINISHED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.get_status() == JobStatus.FAILED
+
+    @property
+    def is_deferred(self) -> bool:
+        return self.get_status() == JobStatus.DEFERRED
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.get_status() == JobStatus.CANCELED
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.get_status() == JobStatus.SCHEDULED
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.get_status() == JobStatus.STOPPED
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the job ends; return its result or raise.
+
+        Raises ``JobFailed`` (with ``exc_info``) when it failed, was stopped or
+        canceled, and ``TimeoutError`` when ``timeout`` seconds pass first. The
+        end of the job wakes the caller through Redis; nothing polls.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiters, done = self.keys.waiters(self.id), self.keys.done(self.id)
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.incr(waiters)
+        pipe.expire(waiters, int(timeout or 3600) + 60)
+        pipe.hget(self.key, "status")
+        _, _, status = pipe.execute()
+        while as_str(status) not in TERMINAL_STATUSES:
+            if status is None:
+                raise NoSuchJobError(f"no job with id {self.id!r}")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.connection.decr(waiters)
+                raise TimeoutError(f"job {self.id} did not end within {timeout} s")
+            # short blocking slices keep each call under the client's socket timeout
+            block = 1.0 if remaining is None else max(0.01, min(1.0, remaining))
+            token = self.connection.blpop([done], timeout=block)
+            status = self.connection.hget(self.key, "status")
+            if token is not None and status is None:
+                return None  # finished with result_ttl=0: the job is already gone
+        self.refresh()
+        if self._status == "finished":
+            return self.result
+        raise JobFailed(self.id, self.exc_info or f"job was {self._status}")
+
+    # -- operations on this job alone ---------------------------------------
+    def cancel(self) -> None:
+        """Cancel a queued, deferred or scheduled job: it will never run."""
+        origin = self._origin_or_load()
+        k = self.keys
+        reply = scripts.call(self.connection, "cancel", [
+            self.key, k.queue(origin), k.registry("deferred", origin),
+            k.registry("scheduled", origin), k.registry("canceled", origin),
+            k.expiring(origin), k.waiters(self.id), k.done(self.id),
+        ], [self.id, repr(now()), self.failure_ttl or DEFAULT_FAILURE_TTL])
+        _check_reply(reply, self.id, "cancel")
+        self._status = "canceled"
+
+    def requeue(self, at_front: bool = False) -> JobActions:
+        """Put a failed, stopped or canceled job back on its queue."""
+        origin = self._origin_or_load()
+        k = self.keys
+        reply = scripts.call(self.connection, "requeue", [
+            self.key, k.registry("failed", origin), k.registry("canceled", origin),
+            k.queue(origin), k.wake(origin), k.queues,
+        ], [self.id, origin, repr(now()), "1" if at_front else "0"])
+        _check_reply(reply, self.id, "requeue")
+        self._status = "queued"
+        return self
+
+    def delete(self) -> None:
+        """Delete the job and remove it from its queue and every registry."""
+        try:
+            origin = self._origin_or_load()
+        except NoSuchJobError:
+            return
+        k = self.keys
+        keys = [self.key, k.queue(origin), k.expiring(origin), k.pending(self.id),
+                k.dependents(self.id)]
+        keys += [k.registry(name, origin) for name in REGISTRY_NAMES]
+        keys += [k.dependents(parent) for parent in self.dependency_ids]
+        scripts.call(self.connection, "delete", keys, [self.id, len(REGISTRY_NAMES)])
+
+    def _origin_or_load(self) -> str:
+        if self.origin is None or self._status is None:
+            self.refresh()
+        return self.origin
+
+
+def _check_reply(reply: list, job_id: str, operation: str) -> None:
+    outcome = as_str(reply[0])
+    if outcome == "missing":
+        raise NoSuchJobError(f"no job with id {job_id!r}")
+    if outcome == "status":
+        raise InvalidJobOperation(f"cannot {operation} job {job_id}: its status is "
+                                  f"{as_str(reply[1])}")
