@@ -126,9 +126,13 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
     accepted = _accepted_parameters(worker_class)
     kwargs = {k: v for k, v in kwargs.items() if v is not None and (accepted is None or k in accepted)}
     for key in ("FORK_QUEUES", "WITH_SCHEDULER", "PERIODIC"):
-        name = key.lower()
-        if settings.get(key) and accepted is not None and name not in accepted and (
-                key != "FORK_QUEUES" or settings.get("MODE") == "fork"):
+        if settings.get(key) and accepted is not None and key.lower() not in accepted:
+            if key == "FORK_QUEUES" and settings.get("MODE") != "fork":
+                # a shared settings file used by a debugging SimpleWorker: it already
+                # runs each job alone in its own process, so say so and go on
+                logger.warning("%s runs every job in its own process: FORK_QUEUES %s ignored",
+                               worker_class.__name__, settings[key])
+                continue
             raise ConfigError(f"{worker_class.__name__} does not support {key}")
     logger.debug("connecting to %s", describe_connection(connection))
     return worker_class(**kwargs)
