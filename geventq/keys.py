@@ -84,10 +84,6 @@ class Keys:
         """Set of ids of the jobs a worker has claimed and not yet ended."""
         return f"{self.prefix}worker:{name}:jobs"
 
-    def worker_queues(self, queue: str) -> str:
-        """Set of worker names listening on a queue."""
-        return f"{self.prefix}queue-workers:{queue}"
-
     @property
     def suspended(self) -> str:
         """Flag: workers take no new jobs while it exists."""
