@@ -44,7 +44,7 @@ from _common import (  # before bench.jobs: it puts the repository on sys.path
 
 from bench.jobs import io_wait, noop
 from geventq import Queue
-from geventq.job import new_job_id
+from geventq.ids import new_job_id
 from geventq.keys import Keys
 
 KINDS = ("geventq", "rq-simple", "rq-fork")
