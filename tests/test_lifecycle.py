@@ -161,3 +161,16 @@ def test_cancel_of_a_started_job_is_refused(queue, connection):
     claim_one(queue)
     with pytest.raises(InvalidJobOperation, match="started"):
         Job.fetch(job.id, connection=connection).cancel()
+
+
+def test_cold_shutdown_requeues_jobs_whose_greenlets_never_ran(queue, connection):
+    from geventq.green.worker import GeventWorker
+
+    worker = GeventWorker(["default"], connection=connection, name="cold")
+    queued = [queue.enqueue(jobs.noop) for _ in range(3)]
+    claimed = lifecycle.claim(connection, queue.keys, ["default"], "cold", 3)
+    worker._spawn(lifecycle.start(connection, queue.keys, "cold", claimed))  # not run yet
+    worker.request_stop(cold=True)
+    worker._drain()
+    assert sorted(queue.job_ids) == sorted(j.id for j in queued)
+    assert queue.started_job_registry.count == 0 and worker._running == {}

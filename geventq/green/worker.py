@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -33,6 +32,7 @@ from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
 from ..worker.heartbeat import HeartbeatThread
 from ..worker.recovery import DeadWorkerRecovery, lost_claims
+from .finisher import _BUNCH, _GATHER, _RETRY_CAP, EndingsWriter, StopListener
 from .forking import ForkPool, fork_settings
 from .hubguard import HubGuard
 from .timeouts import gevent_death_penalty
@@ -45,10 +45,7 @@ _IDLE_BLOCK = 1.0  # seconds an idle worker blocks on the wake tokens per call
 # bunch start while the next are claimed; while jobs run, fewer than _BUNCH free slots
 # (or endings) wait up to _GATHER seconds for more. An idle worker never waits.
 _CLAIM_MAX = 50
-_BUNCH = 10
-_GATHER = 0.001
 _SUSPEND_CHECK = 1.0  # seconds between looks at the suspend flag
-_RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after Redis does
 
 
 def _tune_gc() -> None:
@@ -63,7 +60,7 @@ def _tune_gc() -> None:
     gc.set_threshold(max(young, 10000), middle, old)
 
 
-class GeventWorker(Worker):
+class GeventWorker(EndingsWriter, StopListener, Worker):
     """Runs up to ``concurrency`` jobs at once, each in its own greenlet."""
 
     death_penalty = staticmethod(gevent_death_penalty)
@@ -78,6 +75,11 @@ class GeventWorker(Worker):
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
         self.concurrency = concurrency
+        pool = self.connection.connection_pool
+        if getattr(pool, "max_connections", None) and pool.max_connections < concurrency + 50:
+            # every job greenlet may need a connection at once (a cold shutdown puts
+            # them all back together): redis-py's default of 100 would raise
+            pool.max_connections = concurrency + 50
         # Two lanes, each claimed on its own so that neither takes more jobs than it has
         # slots: greenlets (`concurrency`) and forked children (`fork_concurrency`, see
         # geventq.green.forking). Within a lane, queues keep their priority order.
@@ -366,9 +368,6 @@ class GeventWorker(Worker):
         self._background = [gevent.spawn(self._finisher), gevent.spawn(self._listen_for_stops)]
         if self.scheduler is not None:
             self._background.append(gevent.spawn(self.scheduler.run, self._stopping.wait))
-        heartbeat_file = os.environ.get("GEVENTQ_HEARTBEAT_FILE")
-        if heartbeat_file:
-            self._background.append(gevent.spawn(self._touch_heartbeat_file, heartbeat_file))
 
     def _stop_background(self) -> None:
         if self._lane_waiter is not None:
@@ -392,14 +391,6 @@ class GeventWorker(Worker):
         state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
         self.heartbeat(self._beat_connection, state=state)
 
-    def _touch_heartbeat_file(self, path: str) -> None:
-        while True:
-            try:
-                os.utime(path)
-            except OSError:
-                pass
-            gevent.sleep(1.0)
-
     def _on_signal(self, signum: int) -> None:
         self._signals += 1
         if self._signals == 1:
@@ -410,66 +401,6 @@ class GeventWorker(Worker):
             logger.warning("worker %s got %s again: cold shutdown", self.name,
                            signal.Signals(signum).name)
             self.request_stop(cold=True)
-
-    def _listen_for_stops(self) -> None:
-        attempt = 0
-        while True:
-            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self.keys.stop_channel())
-                attempt = 0
-                for message in pubsub.listen():
-                    job_id = as_str(message.get("data"))
-                    if self.stop_job(job_id):
-                        logger.info("job %s stopped on request", job_id)
-            except redis.RedisError as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap=_RETRY_CAP)
-                logger.warning("listening for stop requests failed (%s: %s); retrying in %.1f s",
-                               type(exc).__name__, exc, delay)
-                gevent.sleep(delay)
-            finally:
-                pubsub.close()
-
-    # -- writing endings -------------------------------------------------------------
-    def _finisher(self) -> None:
-        while True:
-            self._endings_ready.wait()
-            self._endings_ready.clear()
-            if self._running and len(self._endings) < _BUNCH:
-                gevent.sleep(_GATHER)  # busy: more endings come with the same round trip
-            while self._endings:
-                batch, self._endings = self._endings, []
-                self._flushing = True
-                self._writing = batch
-                try:
-                    self._write_endings(batch)
-                finally:
-                    self._flushing = False
-                    self._writing = []
-                    self._slot_free.set()
-
-    def _write_endings(self, batch: list[Ending]) -> None:
-        """Write endings and counters; retry until Redis takes them."""
-        ok = sum(1 for e in batch if e.outcome == "finished")
-        working = sum(float(e.extra.get("duration", 0)) for e in batch)
-        counters = [("HINCRBY", self.key, "successful", ok),
-                    ("HINCRBY", self.key, "failed", len(batch) - ok),
-                    ("HINCRBYFLOAT", self.key, "working_time", f"{working:.6f}")]
-        attempt = 0
-        while True:
-            try:
-                lifecycle.end_jobs(self.connection, self.keys, self.name, batch,
-                                   extra_commands=counters, channel=self._channels[1])
-                if attempt:
-                    logger.info("recorded %d ended job(s) after %d retries", len(batch), attempt)
-                return
-            except redis.RedisError as exc:  # lost connection, failover, LOADING, OOM...
-                attempt += 1
-                delay = backoff_delay(attempt, cap=_RETRY_CAP)
-                logger.warning("could not record %d ended job(s) (%s: %s); retrying in %.1f s",
-                               len(batch), type(exc).__name__, exc, delay)
-                gevent.sleep(delay)
 
     # -- shutdown -----------------------------------------------------------------------
     def _drain(self) -> None:
@@ -483,8 +414,17 @@ class GeventWorker(Worker):
                 self._slot_free.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         if self._running:
             logger.warning("cold shutdown: putting %d running job(s) back", len(self._running))
+            jobs = {job_id: greenlet.args[0] for job_id, greenlet in self._running.items()}
             gevent.killall(list(self._running.values()), ShutdownRequested, block=True,
                            timeout=10)
+            # a greenlet killed before it ever ran never reached _run_job's clean-up
+            for job_id, greenlet in list(self._running.items()):
+                if not greenlet.dead:
+                    continue
+                job = jobs[job_id]
+                self._return_to_queue(job)
+                del self._running[job_id]
+                self._fork_running -= self._is_fork_job(job)
         while self._endings or self._flushing:
             self._endings_ready.set()
             gevent.sleep(0.01)
