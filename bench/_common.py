@@ -123,3 +123,37 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                         help="a few dozen jobs, one run: only checks that the script works")
     parser.add_argument("--no-rq", action="store_true", help="skip python-rq even if installed")
     return parser
+
+
+def rq_enqueue_many(conn: redis.Redis, queue: str, func: Any, args: tuple, n: int) -> list[str]:
+    """python-rq's bulk enqueue, in one pipeline, the way its docs show it."""
+    import rq
+
+    q = rq.Queue(queue, connection=conn)
+    with conn.pipeline() as pipe:
+        jobs = q.enqueue_many([rq.Queue.prepare_data(func, args) for _ in range(n)], pipeline=pipe)
+        pipe.execute()
+    return [j.id for j in jobs]
+
+
+def _rq_time(value: bytes) -> float:
+    from datetime import datetime, timezone
+
+    return datetime.strptime(value.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=timezone.utc).timestamp()
+
+
+def drain_span(kind: str, conn: redis.Redis, ids: list[str]) -> float:
+    """Seconds from the first job's start to the last job's end; checks all finished."""
+    from geventq.keys import Keys
+
+    pipe = conn.pipeline(transaction=False)
+    for job_id in ids:
+        key = Keys().job(job_id) if kind == "geventq" else f"rq:job:{job_id}"
+        pipe.hmget(key, "status", "started_at", "ended_at")
+    rows = pipe.execute()
+    bad = [r[0] for r in rows if r[0] != b"finished"]
+    if bad:
+        raise RuntimeError(f"{kind}: {len(bad)} of {len(ids)} jobs did not finish: {set(bad)}")
+    parse = float if kind == "geventq" else _rq_time
+    return max(parse(r[2]) for r in rows) - min(parse(r[1]) for r in rows)

@@ -24,13 +24,23 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 
-from _common import ROOT, base_parser, connect, have_rq, median, print_table, private_redis, ratio, worker_env  # noqa: I001 (sets sys.path for geventq and bench.jobs_cpu)
+from _common import (  # noqa: I001,E501 (sets sys.path for geventq and bench.jobs_cpu)
+    ROOT,
+    base_parser,
+    connect,
+    drain_span,
+    have_rq,
+    median,
+    print_table,
+    private_redis,
+    ratio,
+    rq_enqueue_many,
+    worker_env,
+)
 
 from bench.jobs_cpu import burn, noop
 from geventq import Queue
-from geventq.keys import Keys
 
 CPU_JOB_SECONDS = 0.25
 FORK_CONCURRENCY = 2
@@ -61,32 +71,9 @@ def enqueue(kind: str, conn, func, args: tuple, n: int) -> list[str]:
     if kind == "geventq":
         q = Queue("cpu", connection=conn)
         return [j.id for j in q.enqueue_many([Queue.prepare_data(func, args) for _ in range(n)])]
-    import rq
-
-    q = rq.Queue("cpu", connection=conn)
-    with conn.pipeline() as pipe:
-        jobs = q.enqueue_many([rq.Queue.prepare_data(func, args) for _ in range(n)], pipeline=pipe)
-        pipe.execute()
-    return [j.id for j in jobs]
+    return rq_enqueue_many(conn, "cpu", func, args, n)
 
 
-def _rq_time(value: bytes) -> float:
-    return datetime.strptime(value.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=timezone.utc).timestamp()
-
-
-def span(kind: str, conn, ids: list[str]) -> float:
-    """First start to last end, in seconds; checks that every job finished."""
-    pipe = conn.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(Keys().job(job_id) if kind == "geventq" else f"rq:job:{job_id}",
-                   "status", "started_at", "ended_at")
-    rows = pipe.execute()
-    bad = [r[0] for r in rows if r[0] != b"finished"]
-    if bad:
-        raise RuntimeError(f"{kind}: {len(bad)} of {len(ids)} jobs did not finish: {set(bad)}")
-    parse = float if kind == "geventq" else _rq_time
-    return max(parse(r[2]) for r in rows) - min(parse(r[1]) for r in rows)
 
 
 def drain(kind: str, server, func, args: tuple, n: int) -> dict:
@@ -100,7 +87,7 @@ def drain(kind: str, server, func, args: tuple, n: int) -> dict:
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} worker exited {proc.returncode}: {proc.stderr[-2000:]}")
-    return {"rate": n / span(kind, conn, ids), "wall": wall, "n": n}
+    return {"rate": n / drain_span(kind, conn, ids), "wall": wall, "n": n}
 
 
 def main() -> None:

@@ -25,19 +25,20 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 
 import psutil
 from _common import (  # before bench.jobs: it puts the repository on sys.path
     ROOT,
     base_parser,
     connect,
+    drain_span,
     have_rq,
     median,
     percentile,
     print_table,
     private_redis,
     ratio,
+    rq_enqueue_many,
     server_stats,
     worker_env,
 )
@@ -96,32 +97,9 @@ def enqueue(kind: str, conn, queue: str, func, args: tuple, n: int) -> list[str]
         for i in range(0, n, 5000):
             jobs += q.enqueue_many([Queue.prepare_data(func, args) for _ in range(min(5000, n - i))])
         return [j.id for j in jobs]
-    import rq
-
-    q = rq.Queue(queue, connection=conn)
-    with conn.pipeline() as pipe:
-        jobs = q.enqueue_many([rq.Queue.prepare_data(func, args) for _ in range(n)], pipeline=pipe)
-        pipe.execute()
-    return [j.id for j in jobs]
+    return rq_enqueue_many(conn, queue, func, args, n)
 
 
-def _rq_time(value: bytes) -> float:
-    return datetime.strptime(value.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=timezone.utc).timestamp()
-
-
-def drain_span(kind: str, conn, ids: list[str]) -> float:
-    """Seconds from the first job's start to the last job's end; checks all finished."""
-    pipe = conn.pipeline(transaction=False)
-    for job_id in ids:
-        key = Keys().job(job_id) if kind == "geventq" else f"rq:job:{job_id}"
-        pipe.hmget(key, "status", "started_at", "ended_at")
-    rows = pipe.execute()
-    bad = [r[0] for r in rows if r[0] != b"finished"]
-    if bad:
-        raise RuntimeError(f"{kind}: {len(bad)} of {len(ids)} jobs did not finish: {set(bad)}")
-    parse = float if kind == "geventq" else _rq_time
-    return max(parse(r[2]) for r in rows) - min(parse(r[1]) for r in rows)
 
 
 # -- (a) and (b): draining ----------------------------------------------------------------

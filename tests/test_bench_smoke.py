@@ -29,3 +29,9 @@ def test_throughput_bench_runs():
     out = run_bench("throughput.py", "--no-rq")
     for part in ("(a) no-op jobs", "(b) jobs waiting", "(c) enqueue-to-finish", "(d) worker RSS"):
         assert part in out
+
+
+@pytest.mark.timeout(60)
+def test_cpu_bound_bench_runs():
+    out = run_bench("cpu_bound.py", "--no-rq")
+    assert "CPU jobs of ~250 ms" in out and "no-op jobs" in out
