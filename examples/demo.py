@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -21,6 +19,7 @@ sys.path.insert(0, ROOT)
 from redis import Redis  # noqa: E402
 
 from examples.count_words import count_words_at_url  # noqa: E402
+from examples.pages import serve_pages  # noqa: E402
 from geventq import Queue  # noqa: E402
 from geventq.testing import RedisServer  # noqa: E402
 
@@ -28,30 +27,8 @@ JOBS = int(os.environ.get("DEMO_JOBS", 300))
 PAGE_DELAY = 0.05
 
 
-class Page(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        time.sleep(PAGE_DELAY)
-        words = int(self.path.strip("/") or 10)
-        body = (" ".join(["word"] * words)).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class Server(ThreadingHTTPServer):
-    request_queue_size = 1024  # the default backlog of 5 refuses a burst of connections
-
-
 def main() -> int:
-    httpd = Server(("127.0.0.1", 0), Page)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    with RedisServer() as server:
+    with serve_pages(delay=PAGE_DELAY) as base, RedisServer() as server:
         q = Queue(connection=Redis.from_url(server.url))
         jobs = [q.enqueue(count_words_at_url, f"{base}/{100 + i}") for i in range(JOBS)]
         print(f"enqueued {len(jobs)} count_words_at_url jobs; first result now: {jobs[0].result}")

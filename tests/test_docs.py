@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.pages import serve_pages
+from examples.pages import serve_pages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_FILES = sorted(

@@ -10,8 +10,8 @@ import requests
 from werkzeug.serving import make_server
 
 from examples.flask_app.app import create_app
+from examples.pages import serve_pages
 from tests.helpers import wait_for
-from tests.pages import serve_pages
 
 
 @pytest.fixture
