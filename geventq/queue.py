@@ -67,6 +67,7 @@ class Queue:
     """A named FIFO of jobs in Redis."""
 
     job_class: type[Job] = Job
+    _create_flags: dict | None = None  # extra keywords for job_class.create, found once
 
     def __init__(self, name: str = DEFAULT_QUEUE, connection: redis.Redis | None = None,
                  default_timeout: Any = None, is_async: bool = True, serializer: Any = None,
@@ -163,13 +164,13 @@ class Queue:
         raises and none is enqueued.
         """
         build = self._build_job
+        # one pause of the collector for the whole batch: each resumption pays a collection
         with enqueueing.no_cyclic_gc():
             jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
-        if not self.is_async:
-            return [self._run_inline(job) for job in jobs]
-        # only ids given by the caller can be taken; generated ones are random
-        self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
-        with enqueueing.no_cyclic_gc():
+            if not self.is_async:
+                return [self._run_inline(job) for job in jobs]
+            # only ids given by the caller can be taken; generated ones are random
+            self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
             enqueueing.write_many(self, jobs, now())
         return jobs
 
@@ -180,8 +181,10 @@ class Queue:
 
     def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
         # the queue's connection, serializer and keys are checked already
-        resolved = {"_resolved": True} if self.job_class.create.__func__ is Job.create.__func__ \
-            else {}
+        resolved = self._create_flags
+        if resolved is None:
+            resolved = self._create_flags = {"_resolved": True} \
+                if self.job_class.create.__func__ is Job.create.__func__ else {}
         if options.keys() <= JOB_OPTIONS and all(v is None or v is False for v in options.values()):
             # no option given (nearly every job): the queue's defaults, nothing to parse
             job = self.job_class.create(
