@@ -47,7 +47,7 @@ MAX_JOBS = None                # exit after this many jobs (the pool starts a fr
 NAME = None                    # worker name; default hostname.pid.random
 LOGGING_LEVEL = "INFO"         # INFO logs one line per job start/end; WARNING none
 NO_WAIT = False                # exit at once if Redis is down at start, instead of retrying
-HEARTBEAT_INTERVAL = 5         # seconds between heartbeats; a worker is dead after 3 missed
+HEARTBEAT_INTERVAL = 5         # seconds between heartbeats; a worker is dead 2 intervals + 1 s after its last
 SHUTDOWN_GRACE = 30            # seconds a warm shutdown lets running jobs finish
 MAX_ABANDONED_REQUEUES = 1     # times a job of a dead or cold-stopped worker is requeued before it fails
                                # (docs/reliability.md: live workers recover dead ones' jobs)

@@ -8,6 +8,7 @@ How jobs run is left to the subclasses (``SimpleWorker``, ``GeventWorker``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import uuid
@@ -90,8 +91,13 @@ class Worker:
     # -- registration ------------------------------------------------------
     @property
     def worker_ttl(self) -> int:
-        """Seconds the worker's key outlives its last heartbeat."""
-        return max(2, int(self.heartbeat_interval * 3))
+        """Seconds the worker's key outlives its last heartbeat: one missed beat, plus 1 s.
+
+        The heartbeat comes from a native thread (it beats while a job blocks the
+        hub), so it is late only when Redis is; recovery sweeps (every half interval)
+        then find a dead worker within about two to three intervals of its death.
+        """
+        return max(2, math.ceil(self.heartbeat_interval * 2 + 1))
 
     def register(self, **fields: Any) -> None:
         """Announce this worker in Redis; refuse a name a live worker holds."""

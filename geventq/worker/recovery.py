@@ -3,7 +3,7 @@
 Two checks, shared by every kind of worker:
 
 ``DeadWorkerRecovery``
-    A native thread in every live worker. About once per heartbeat interval
+    A native thread in every live worker. About twice per heartbeat interval
     (with jitter, so a fleet does not sweep in lock-step) it asks Redis which
     registered workers' keys have lapsed (one SMEMBERS and one pipelined
     EXISTS) and puts their in-flight jobs back on their queues, or fails them
@@ -46,7 +46,7 @@ from .heartbeat import _native
 
 logger = logging.getLogger("geventq.worker")
 
-_JITTER = (0.75, 1.25)  # the sweep period is the heartbeat interval times this
+_JITTER = (0.4, 0.6)  # the sweep period is the heartbeat interval times this
 
 
 class DeadWorkerRecovery:
