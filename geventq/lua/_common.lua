@@ -14,6 +14,18 @@ local function push_job(queue_key, wake_key, queues_key, queue_name, job_id, at_
   redis.call('SADD', queues_key, queue_name)
 end
 
+-- Keep an ended job for ttl seconds (-1: forever) and list it in a registry scored by
+-- its expiry, so the registry can drop it when the hash is gone.
+local function keep_ended(job_key, registry_key, job_id, now, ttl)
+  if ttl == -1 then
+    redis.call('PERSIST', job_key)
+    redis.call('ZADD', registry_key, '+inf', job_id)
+  else
+    redis.call('EXPIRE', job_key, ttl)
+    redis.call('ZADD', registry_key, now + ttl, job_id)
+  end
+end
+
 local function notify_waiters(waiters_key, done_key)
   local n = tonumber(redis.call('GET', waiters_key) or '0')
   if n > 0 then

@@ -15,12 +15,6 @@ redis.call('ZREM', KEYS[3], job_id)
 redis.call('ZREM', KEYS[4], job_id)
 redis.call('ZREM', KEYS[6], job_id)
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', now)
-if ttl == -1 then
-  redis.call('PERSIST', KEYS[1])
-  redis.call('ZADD', KEYS[5], '+inf', job_id)
-else
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('ZADD', KEYS[5], now + ttl, job_id)
-end
+keep_ended(KEYS[1], KEYS[5], job_id, now, ttl)
 notify_waiters(KEYS[7], KEYS[8])
 return {'canceled'}

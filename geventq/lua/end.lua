@@ -52,13 +52,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     for i = 0, n_extra - 1 do
       redis.call('HSET', KEYS[1], ARGV[e + 2 * i], ARGV[e + 2 * i + 1])
     end
-    if ttl == -1 then
-      redis.call('PERSIST', KEYS[1])
-      redis.call('ZADD', KEYS[4], '+inf', job_id)
-    else
-      redis.call('EXPIRE', KEYS[1], ttl)
-      redis.call('ZADD', KEYS[4], now + ttl, job_id)
-    end
+    keep_ended(KEYS[1], KEYS[4], job_id, now, ttl)
   end
 end
 local released = release_children(9, 9, n, job_id, outcome == 'finished', now, KEYS[6])

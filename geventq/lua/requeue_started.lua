@@ -40,13 +40,7 @@ if count > max_requeues and redis.call('HEXISTS', KEYS[1], 'retries_left') == 1 
 end
 if count > max_requeues then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'ended_at', now, 'exc_info', ARGV[6])
-  if failure_ttl == -1 then
-    redis.call('PERSIST', KEYS[1])
-    redis.call('ZADD', KEYS[7], '+inf', job_id)
-  else
-    redis.call('EXPIRE', KEYS[1], failure_ttl)
-    redis.call('ZADD', KEYS[7], now + failure_ttl, job_id)
-  end
+  keep_ended(KEYS[1], KEYS[7], job_id, now, failure_ttl)
   notify_waiters(KEYS[8], KEYS[9])
   return {'failed'}
 end
