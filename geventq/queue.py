@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import traceback
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -12,10 +10,11 @@ import redis
 
 from . import enqueueing, scripts
 from .callables import check_importable_from_worker
-from .callbacks import callback_fields, run_failure_callback, run_success_callback
+from .callbacks import callback_fields
 from .connection import resolve_connection
-from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE, DEFAULT_RESULT_TTL
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
 from .exceptions import DuplicateJobError, NoSuchJobError
+from .inline import run_inline
 from .job import Job, resolve_keys
 from .keys import Keys
 from .registry import (
@@ -129,7 +128,7 @@ class Queue:
         f_args, f_kwargs, options = _split_arguments(args, kwargs)
         job = self._build_job(f, f_args, f_kwargs, options)
         if not self.is_async:
-            return self._run_inline(job)
+            return run_inline(self, job)
         job.extra["scheduled_at"] = repr(due)
         return self.enqueue_job(job)
 
@@ -144,7 +143,7 @@ class Queue:
             depends_on=depends_on, job_id=job_id, at_front=at_front, description=description,
             meta=meta, **options))
         if not self.is_async:
-            return self._run_inline(job)
+            return run_inline(self, job)
         return self.enqueue_job(job)
 
     @staticmethod
@@ -168,7 +167,7 @@ class Queue:
         with enqueueing.no_cyclic_gc():
             jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
             if not self.is_async:
-                return [self._run_inline(job) for job in jobs]
+                return [run_inline(self, job) for job in jobs]
             # only ids given by the caller can be taken; generated ones are random
             self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
             enqueueing.write_many(self, jobs, now())
@@ -277,45 +276,6 @@ class Queue:
             if as_str(status) in ("queued", "started", "deferred", "scheduled"):
                 raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
                                         f"{as_str(status)}; nothing was enqueued")
-
-    def _run_inline(self, job: Job) -> Job:
-        """is_async=False: run now, in this process, and store the outcome."""
-        missing = [d for d in job.dependency_ids if not self.connection.exists(self.keys.job(d))]
-        if missing:
-            raise NoSuchJobError(f"job {job.id} depends on job {missing[0]!r}, which does not "
-                                 "exist; nothing was enqueued")
-        stamp = now()
-        mapping = job.to_mapping(stamp)
-        mapping["enqueued_at"] = mapping["started_at"] = repr(stamp)
-        try:
-            result = job.perform()
-        except Exception:
-            status, ttl, registry = "failed", job.failure_ttl, self.failed_job_registry
-            job.exc_info = mapping["exc_info"] = traceback.format_exc()
-            run_failure_callback(job, sys.exc_info())
-        else:
-            status, registry = "finished", self.finished_job_registry
-            ttl = DEFAULT_RESULT_TTL if job.result_ttl is None else job.result_ttl
-            job._raw_result = mapping["result"] = job._dump("result", result)
-            job._result = result
-            run_success_callback(job, result)
-        ended = now()
-        mapping.update(status=status, ended_at=repr(ended))
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.delete(job.key)
-        pipe.hset(job.key, mapping={k: v for k, v in mapping.items() if v is not None})
-        if ttl == 0:
-            pipe.delete(job.key)
-        elif ttl == -1:
-            pipe.zadd(registry.key, {job.id: "+inf"})
-        else:
-            pipe.expire(job.key, ttl)
-            pipe.zadd(registry.key, {job.id: ended + ttl})
-        pipe.execute()
-        if ttl != 0:
-            job.refresh()
-        job._status = status
-        return job
 
     # -- introspection -----------------------------------------------------
     def purge_expired(self) -> int:
