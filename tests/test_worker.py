@@ -204,7 +204,8 @@ def test_counters_and_current_jobs(queue, connection, start_worker):
 def test_idle_worker_picks_up_a_job_quickly(queue, start_worker, connection):
     worker = start_worker(*QUIET)
     wait_for(lambda: Worker.count(connection=connection) == 1)
-    time.sleep(0.3)  # let it settle into its blocking wait
+    wait_for(lambda: any(c.get("cmd") == "blpop" for c in connection.client_list()),
+             message="the idle worker to block on its wake tokens")
     started = time.monotonic()
     job = queue.enqueue(jobs.add, 1, 2)
     assert job.wait(timeout=5) == 3
