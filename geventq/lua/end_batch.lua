@@ -39,15 +39,7 @@ while a <= #ARGV do
         target[#target + 1] = job_id
       end
     end
-    -- notify Job.wait() callers (see notify_waiters in _common.lua)
-    local waiters = tonumber(redis.call('GET', KEYS[k + 2]) or '0')
-    if waiters > 0 then
-      for _ = 1, waiters do
-        redis.call('RPUSH', KEYS[k + 3], '1')
-      end
-      redis.call('EXPIRE', KEYS[k + 3], 60)
-      redis.call('DEL', KEYS[k + 2])
-    end
+    notify_waiters(KEYS[k + 2], KEYS[k + 3])
   end
   a = a + 5 + 2 * n_extra
   k = k + 4
