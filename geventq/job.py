@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from datetime import datetime
 from types import FunctionType
 from typing import Any
 
@@ -26,6 +25,7 @@ from .job_actions import JobActions
 from .keys import Keys
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
+from .timestamps import TIMESTAMPS, Timestamp
 from .utils import as_str, to_datetime
 
 # module-level function -> its dotted path: described once, not at every enqueue
@@ -44,31 +44,6 @@ def _describe(func: Any) -> tuple[str, Any]:
     return name, None
 
 
-_TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at")
-
-
-class _Timestamp:
-    """A datetime attribute of a job (or None), converted from the loaded hash on first
-    read: a worker loads every job it runs, and most never look at their timestamps."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name, self.index = name, _TIMESTAMPS.index(name)
-
-    def __get__(self, job: Any, owner: type | None = None) -> Any:
-        if job is None:
-            return self
-        d = job.__dict__
-        value = d.get(self.name, _UNSET)
-        if value is _UNSET:
-            loaded = d.get("_loaded_stamps")
-            value = d[self.name] = to_datetime(loaded[self.index]) if loaded else None
-        return value
-
-    def __set__(self, job: Any, value: datetime | None) -> None:
-        job.__dict__[self.name] = value
-
-
-_UNSET = object()
 
 
 class Job(JobActions):
@@ -83,10 +58,10 @@ class Job(JobActions):
     _description: str | None = None
     origin: str | None = None
     _status: str | None = None
-    created_at = _Timestamp()
-    enqueued_at = _Timestamp()
-    started_at = _Timestamp()
-    ended_at = _Timestamp()
+    created_at = Timestamp()
+    enqueued_at = Timestamp()
+    started_at = Timestamp()
+    ended_at = Timestamp()
     timeout: int | None = None
     result_ttl: int | None = None
     failure_ttl: int | None = None
@@ -298,8 +273,8 @@ class Job(JobActions):
         self.origin = get("origin")
         self._status = get("status")
         # the stored timestamps, made datetimes when first read
-        self.__dict__["_loaded_stamps"] = tuple(map(get, _TIMESTAMPS))
-        for name in _TIMESTAMPS:
+        self.__dict__["_loaded_stamps"] = tuple(map(get, TIMESTAMPS))
+        for name in TIMESTAMPS:
             self.__dict__.pop(name, None)
         self.timeout = _int(get("timeout"))
         self.result_ttl = _int(get("result_ttl"))
