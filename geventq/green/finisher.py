@@ -18,10 +18,10 @@ from ..utils import as_str, backoff_delay
 logger = logging.getLogger("geventq.worker")
 
 # A busy worker claims and writes endings in bunches (see green/worker.py): while jobs
-# run, fewer than _BUNCH free slots or endings wait up to _GATHER seconds for more.
-_BUNCH = 10
-_GATHER = 0.001
-_RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after Redis does
+# run, fewer than BUNCH free slots or endings wait up to GATHER seconds for more.
+BUNCH = 10
+GATHER = 0.001
+RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after Redis does
 
 
 class EndingsWriter:
@@ -31,8 +31,8 @@ class EndingsWriter:
         while True:
             self._endings_ready.wait()
             self._endings_ready.clear()
-            if self._running and len(self._endings) < _BUNCH:
-                gevent.sleep(_GATHER)  # busy: more endings come with the same round trip
+            if self._running and len(self._endings) < BUNCH:
+                gevent.sleep(GATHER)  # busy: more endings come with the same round trip
             while self._endings:
                 batch, self._endings = self._endings, []
                 self._flushing = True
@@ -61,7 +61,7 @@ class EndingsWriter:
                 return
             except redis.RedisError as exc:  # lost connection, failover, LOADING, OOM...
                 attempt += 1
-                delay = backoff_delay(attempt, cap=_RETRY_CAP)
+                delay = backoff_delay(attempt, cap=RETRY_CAP)
                 logger.warning("could not record %d ended job(s) (%s: %s); retrying in %.1f s",
                                len(batch), type(exc).__name__, exc, delay)
                 gevent.sleep(delay)
@@ -84,7 +84,7 @@ class StopListener:
                         logger.info("job %s stopped on request", job_id)
             except redis.RedisError as exc:
                 attempt += 1
-                delay = backoff_delay(attempt, cap=_RETRY_CAP)
+                delay = backoff_delay(attempt, cap=RETRY_CAP)
                 logger.warning("listening for stop requests failed (%s: %s); retrying in %.1f s",
                                type(exc).__name__, exc, delay)
                 gevent.sleep(delay)

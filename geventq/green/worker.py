@@ -32,9 +32,10 @@ from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
 from ..worker.heartbeat import HeartbeatThread
 from ..worker.recovery import DeadWorkerRecovery, lost_claims
-from .finisher import _BUNCH, _GATHER, _RETRY_CAP, EndingsWriter, StopListener
+from .finisher import BUNCH, GATHER, RETRY_CAP, EndingsWriter, StopListener
 from .forking import ForkPool, fork_settings
 from .hubguard import HubGuard
+from .shutdown import Shutdown
 from .timeouts import gevent_death_penalty
 
 logger = logging.getLogger("geventq.worker")
@@ -42,8 +43,8 @@ logger = logging.getLogger("geventq.worker")
 _IDLE_BLOCK = 1.0  # seconds an idle worker blocks on the wake tokens per call
 # A busy worker claims and writes endings in bunches: each claim or write costs round
 # trips whatever its size. Claims take at most _CLAIM_MAX jobs, so that the first of a
-# bunch start while the next are claimed; while jobs run, fewer than _BUNCH free slots
-# (or endings) wait up to _GATHER seconds for more. An idle worker never waits.
+# bunch start while the next are claimed; while jobs run, fewer than BUNCH free slots
+# (or endings) wait up to GATHER seconds for more. An idle worker never waits.
 _CLAIM_MAX = 50
 _SUSPEND_CHECK = 1.0  # seconds between looks at the suspend flag
 
@@ -60,7 +61,7 @@ def _tune_gc() -> None:
     gc.set_threshold(max(young, 10000), middle, old)
 
 
-class GeventWorker(EndingsWriter, StopListener, Worker):
+class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
     """Runs up to ``concurrency`` jobs at once, each in its own greenlet."""
 
     death_penalty = staticmethod(gevent_death_penalty)
@@ -117,13 +118,6 @@ class GeventWorker(EndingsWriter, StopListener, Worker):
         self._candidate: tuple[str, str] | None = None  # (queue, job id) a wake token named
 
     # -- public control ----------------------------------------------------
-    def request_stop(self, cold: bool = False) -> None:
-        """Warm shutdown (finish running jobs), or cold (requeue them now)."""
-        self._stopping.set()
-        if cold:
-            self._cold = True
-        self._slot_free.set()
-
     def stop_job(self, job_id: str) -> bool:
         """Stop one running job of this worker; True if it was running here."""
         greenlet = self._running.get(job_id)
@@ -167,9 +161,9 @@ class GeventWorker(EndingsWriter, StopListener, Worker):
                 self._slot_free.wait()
                 gevent.sleep(0)  # let the other jobs ending in this loop turn free their slots
                 continue
-            if self._running and not gathered and sum(free for _, free in lanes) < _BUNCH:
+            if self._running and not gathered and sum(free for _, free in lanes) < BUNCH:
                 gathered = True  # busy: let more slots come free, once, before claiming
-                self._stopping.wait(_GATHER)
+                self._stopping.wait(GATHER)
                 continue
             gathered = False
             if full:
@@ -234,7 +228,7 @@ class GeventWorker(EndingsWriter, StopListener, Worker):
         taken = len(claimed) or len(jobs)  # (a named job may have been claimed before)
         self._claimed += taken
         self._spawn(jobs)
-        if len(jobs) < _BUNCH:  # a few jobs (an idle worker's): they start now, not after
+        if len(jobs) < BUNCH:  # a few jobs (an idle worker's): they start now, not after
             gevent.sleep(0)     # this loop's next round trip (a bunch runs during it)
             if self._endings:
                 gevent.sleep(0)  # and the finisher sends those already done before it, too
@@ -289,7 +283,7 @@ class GeventWorker(EndingsWriter, StopListener, Worker):
 
     def _backoff(self, what: str, exc: Exception) -> None:
         self._redis_failures += 1
-        delay = backoff_delay(self._redis_failures, cap=_RETRY_CAP)
+        delay = backoff_delay(self._redis_failures, cap=RETRY_CAP)
         logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
                        type(exc).__name__, exc, delay)
         self._stopping.wait(delay)
@@ -336,24 +330,6 @@ class GeventWorker(EndingsWriter, StopListener, Worker):
     def _is_fork_job(self, job: Job) -> bool:
         return self._forks is not None and job.origin in self._forks.queues
 
-    def _return_to_queue(self, job: Job) -> None:
-        reason = f"shutdown: worker {self.name} stopped while the job ran, and the job had " \
-                 f"already been requeued {self.max_abandoned_requeues} time(s)"
-        for attempt in range(1, 6):
-            try:
-                outcome = lifecycle.requeue_started(
-                    self.connection, self.keys, self.name, job.id, job.origin, reason,
-                    max_requeues=self.max_abandoned_requeues)
-                break
-            except redis.RedisError as exc:
-                logger.warning("could not put job %s back (%s); retrying", job.id,
-                               type(exc).__name__)
-                gevent.sleep(backoff_delay(attempt, base=0.2))
-        else:  # it stays in our in-flight set: unregister or the other workers requeue it
-            outcome = "left for recovery"
-        logger.warning("job %s %s interrupted by shutdown: %s", job.id, job.func_name,
-                       "put back on its queue" if outcome == "queued" else outcome)
-
     # -- background greenlets and threads ----------------------------------------
     def _start_background(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):  # first: the worker is registered already
@@ -390,41 +366,3 @@ class GeventWorker(EndingsWriter, StopListener, Worker):
             self._beat_connection = clone_connection(self.connection)
         state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
         self.heartbeat(self._beat_connection, state=state)
-
-    def _on_signal(self, signum: int) -> None:
-        self._signals += 1
-        if self._signals == 1:
-            logger.info("worker %s got %s: warm shutdown, %d job(s) running", self.name,
-                        signal.Signals(signum).name, len(self._running))
-            self.request_stop()
-        else:
-            logger.warning("worker %s got %s again: cold shutdown", self.name,
-                           signal.Signals(signum).name)
-            self.request_stop(cold=True)
-
-    # -- shutdown -----------------------------------------------------------------------
-    def _drain(self) -> None:
-        """Let running jobs finish (up to the grace period), then requeue the rest."""
-        if self._running and not self._cold:
-            logger.info("waiting up to %s s for %d running job(s)", self.shutdown_grace,
-                        len(self._running))
-            deadline = time.monotonic() + self.shutdown_grace
-            while self._running and not self._cold and time.monotonic() < deadline:
-                self._slot_free.clear()
-                self._slot_free.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-        if self._running:
-            logger.warning("cold shutdown: putting %d running job(s) back", len(self._running))
-            jobs = {job_id: greenlet.args[0] for job_id, greenlet in self._running.items()}
-            gevent.killall(list(self._running.values()), ShutdownRequested, block=True,
-                           timeout=10)
-            # a greenlet killed before it ever ran never reached _run_job's clean-up
-            for job_id, greenlet in list(self._running.items()):
-                if not greenlet.dead:
-                    continue
-                job = jobs[job_id]
-                self._return_to_queue(job)
-                del self._running[job_id]
-                self._fork_running -= self._is_fork_job(job)
-        while self._endings or self._flushing:
-            self._endings_ready.set()
-            gevent.sleep(0.01)
