@@ -8,7 +8,6 @@ talks to a Redis it did not start.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -105,12 +104,9 @@ class WorkerProcess:
         return "".join(self._lines)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+        from tests.helpers import kill_group
+
+        kill_group(self.proc)
 
 
 @pytest.fixture

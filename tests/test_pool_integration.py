@@ -24,7 +24,7 @@ import pytest
 from geventq import Queue
 from geventq.defaults import EXIT_BOOT_ERROR, EXIT_FAILURE
 from geventq.job import resolve_keys
-from tests.helpers import wait_for
+from tests.helpers import kill_group, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUBS = os.path.join(ROOT, "tests", "stubs")
@@ -86,12 +86,7 @@ class PoolProcess:
                 proc.kill()
             except psutil.Error:
                 pass
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(10)
+        kill_group(self.proc)
         psutil.wait_procs(procs, timeout=5)
 
 
