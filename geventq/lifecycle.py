@@ -42,21 +42,21 @@ def claim(connection: redis.Redis, keys: Keys, queue_names: Sequence[str], worke
     """
     reply = scripts.call(channel or connection, "claim",
                          *_claim_call(keys, queue_names, worker_name, count))
-    return _claimed(queue_names, reply)
+    return _claimed(queue_names, reply[0])
 
 
 def _claim_call(keys: Keys, queue_names: Sequence[str], worker_name: str,
-                count: int) -> tuple[list, list]:
+                count: int, peek: int = 0) -> tuple[list, list]:
     script_keys = []
     for name in queue_names:
         script_keys += [keys.queue(name), keys.registry("started", name), keys.expiring(name),
                         keys.wake(name)]
     script_keys.append(keys.worker_jobs(worker_name))
-    return script_keys, [len(queue_names), count, repr(now())]
+    return script_keys, [len(queue_names), count, repr(now()), peek]
 
 
-def _claimed(queue_names: Sequence[str], reply: list) -> list[tuple[str, str]]:
-    return [(queue_names[reply[i]], as_str(reply[i + 1])) for i in range(0, len(reply), 2)]
+def _claimed(queue_names: Sequence[str], flat: list) -> list[tuple[str, str]]:
+    return [(queue_names[flat[i]], as_str(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 def start(connection: redis.Redis, keys: Keys, worker_name: str,
@@ -70,28 +70,47 @@ def start(connection: redis.Redis, keys: Keys, worker_name: str,
     return _started(connection, keys, claimed, reply, job_class, serializer)
 
 
-def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[str],
-                    worker_name: str, count: int, candidate: tuple[str, str],
-                    job_class: type[Job] = Job, serializer: Any = None,
-                    channel: scripts.Channel | None = None) -> tuple[list, list[Job]]:
-    """:func:`claim`, then :func:`start` what was claimed: ([(queue, id)], jobs).
+@dataclass
+class Claim:
+    """What :func:`claim_and_start` did: the ids it claimed, the jobs it started (loaded),
+    and the ids the queues hold next (candidates for the next claim)."""
 
-    ``candidate`` (queue, id) is a job a wake token named: its start goes in the same
-    round trip as the claim (it starts only if the claim took it), so a lone job
-    enqueued for an idle worker costs one round trip less before it runs.
+    claimed: list[tuple[str, str]]
+    jobs: list[Job]
+    peeked: list[tuple[str, str]]
+
+
+def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[str],
+                    worker_name: str, count: int, candidates: Sequence[tuple[str, str]] = (),
+                    peek: int = 0, job_class: type[Job] = Job, serializer: Any = None,
+                    channel: scripts.Channel | None = None) -> Claim:
+    """:func:`claim`, then :func:`start` what was claimed, in one round trip when it can.
+
+    ``candidates`` [(queue, id)] are the jobs this claim is expected to take: the
+    ids a wake token named, or those the previous claim peeked at. Their start goes
+    in the claim's round trip and acts only on those the claim took; any other
+    claimed job is started in a second round trip. ``peek`` asks for the next ids
+    the queues hold, the candidates of the next claim.
     """
     batch = scripts.ScriptBatch()
-    batch.add("claim", *_claim_call(keys, queue_names, worker_name, count))
-    batch.add("start", *_start_call(keys, worker_name, [candidate], guarded=True))
-    claim_reply, start_reply = batch.execute(channel or connection)
-    claimed = _claimed(queue_names, claim_reply)
-    if not start_reply[0]:  # not ours after all: start what was claimed as usual
-        return claimed, start(connection, keys, worker_name, claimed, job_class, serializer,
-                              channel)
-    jobs = _started(connection, keys, [candidate], start_reply, job_class, serializer)
-    rest = [c for c in claimed if c != candidate]
-    return claimed, jobs + start(connection, keys, worker_name, rest, job_class, serializer,
-                                 channel)
+    batch.add("claim", *_claim_call(keys, queue_names, worker_name, count, peek))
+    candidates = list(candidates)
+    if candidates:
+        batch.add("start", *_start_call(keys, worker_name, candidates, guarded=True))
+    replies = batch.execute(channel or connection)
+    claimed = _claimed(queue_names, replies[0][0])
+    peeked = _claimed(queue_names, replies[0][1])
+    if not candidates:
+        return Claim(claimed, start(connection, keys, worker_name, claimed, job_class,
+                                    serializer, channel), peeked)
+    # false: not taken by this claim; 0: taken, but its hash is gone (dropped); else started
+    acted = [(c, r) for c, r in zip(candidates, replies[1]) if r is not None]
+    jobs = _started(connection, keys, [c for c, _ in acted], [r for _, r in acted],
+                    job_class, serializer)
+    done = {c for c, _ in acted}
+    rest = [c for c in claimed if c not in done]
+    return Claim(claimed, jobs + start(connection, keys, worker_name, rest, job_class,
+                                       serializer, channel), peeked)
 
 
 def _start_call(keys: Keys, worker_name: str, claimed: Sequence[tuple[str, str]],

@@ -36,6 +36,49 @@ def test_claim_respects_priority_and_count(connection):
     assert claimed == [("high", high_ids[0]), ("high", high_ids[1]), ("low", low_ids[0])]
 
 
+def test_claim_peeks_at_the_next_jobs_in_priority_order(connection):
+    low, high = Queue("low", connection=connection), Queue("high", connection=connection)
+    high_ids = [high.enqueue(jobs.noop).id for _ in range(2)]
+    low_ids = [low.enqueue(jobs.noop).id for _ in range(3)]
+    result = lifecycle.claim_and_start(connection, high.keys, ["high", "low"], W, 1, peek=3)
+    assert [j.id for j in result.jobs] == [high_ids[0]]
+    assert result.peeked == [("high", high_ids[1]), ("low", low_ids[0]), ("low", low_ids[1])]
+    # a peek is a read: the peeked jobs are still queued, in no worker's hands
+    assert high.job_ids == high_ids[1:] and low.job_ids == low_ids
+    assert connection.smembers(high.keys.worker_jobs(W)) == {high_ids[0].encode()}
+
+
+def test_claim_starts_its_candidates_in_one_round_trip(queue, connection, monkeypatch):
+    ids = [queue.enqueue(jobs.add, i, 1).id for i in range(4)]
+    first = lifecycle.claim_and_start(connection, queue.keys, ["default"], W, 1, peek=2)
+    sends = []
+    real_send = lifecycle.scripts.send
+    monkeypatch.setattr(lifecycle.scripts, "send",
+                        lambda client, commands: sends.append(1) or real_send(client, commands))
+    second = lifecycle.claim_and_start(connection, queue.keys, ["default"], W, 2,
+                                       first.peeked, peek=2)
+    assert len(sends) == 1
+    assert [j.id for j in second.jobs] == ids[1:3]
+    assert [j.args for j in second.jobs] == [(1, 1), (2, 1)]
+    assert all(j.get_status() == "started" for j in second.jobs)
+    assert second.peeked == [("default", ids[3])]
+
+
+def test_stale_candidates_are_left_to_the_worker_that_claimed_them(queue, connection):
+    ids = [queue.enqueue(jobs.noop).id for _ in range(3)]
+    peek = lifecycle.claim_and_start(connection, queue.keys, ["default"], W, 0, peek=2).peeked
+    assert peek == [("default", ids[0]), ("default", ids[1])]
+    # another worker claims the peeked jobs first
+    theirs = lifecycle.claim(connection, queue.keys, ["default"], "w2", 2)
+    ours = lifecycle.claim_and_start(connection, queue.keys, ["default"], W, 2, peek)
+    assert [j.id for j in ours.jobs] == [ids[2]]
+    assert ours.jobs[0].get_status() == "started"
+    # the other worker's claimed jobs are untouched: claimed by it, not yet started
+    for _, job_id in theirs:
+        assert Job.fetch(job_id, connection=connection).get_status() == "queued"
+    assert connection.smembers(queue.keys.worker_jobs("w2")) == {i.encode() for i in ids[:2]}
+
+
 def test_claim_keeps_wake_tokens_true(connection):
     q = Queue("default", connection=connection)
     q.enqueue(jobs.noop)

@@ -87,6 +87,7 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         self.mode, self.fork_queue_names, self.fork_concurrency = fork_settings(
             mode, fork_queues, fork_concurrency, self.queue_names)
         self._green_queue_names = [q for q in self.queue_names if q not in self.fork_queue_names]
+        self._queue_of_wake = {self.keys.wake(name): name for name in self.queue_names}
         self._forks = ForkPool(self, self.fork_queue_names, self.fork_concurrency) \
             if self.fork_queue_names else None
         self._fork_running = 0
@@ -115,7 +116,9 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         self._next_self_check = 0.0
         # connections kept by the claim loop and the finisher (see scripts.Channel)
         self._channels = (scripts.Channel(self.connection), scripts.Channel(self.connection))
-        self._candidate: tuple[str, str] | None = None  # (queue, job id) a wake token named
+        # per lane (its queue names): the jobs its next claim should take, started in the
+        # claim's round trip (the job a wake token named, or those the last claim peeked at)
+        self._candidates: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
     # -- public control ----------------------------------------------------
     def stop_job(self, job_id: str) -> bool:
@@ -200,21 +203,22 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         """Claim and start up to ``count`` jobs; returns how many were claimed."""
         claimed: list[tuple[str, str]] = []
         names = queue_names or self.queue_names
-        candidate, self._candidate = self._candidate, None
+        lane = tuple(names)
+        candidates = self._candidates.pop(lane, [])[:count]
         try:
-            if not self._unstarted and candidate and candidate[0] in names:
-                claimed, jobs = lifecycle.claim_and_start(
-                    self.connection, self.keys, names, self.name, count, candidate,
-                    job_class=self.job_class, serializer=self.serializer,
+            if not self._unstarted:
+                # the jobs this claim should take (a wake token's, or those the previous
+                # claim peeked at) start in its round trip: one round trip per claim
+                result = lifecycle.claim_and_start(
+                    self.connection, self.keys, names, self.name, count, candidates,
+                    peek=_CLAIM_MAX, job_class=self.job_class, serializer=self.serializer,
                     channel=self._channels[0])
+                claimed, jobs = result.claimed, result.jobs
+                self._candidates[lane] = result.peeked
                 if not claimed and not jobs:
                     return 0
             else:
-                claimed = self._unstarted or lifecycle.claim(
-                    self.connection, self.keys, names, self.name, count,
-                    channel=self._channels[0])
-                if not claimed:
-                    return 0
+                claimed = self._unstarted
                 jobs = lifecycle.start(self.connection, self.keys, self.name, claimed,
                                        job_class=self.job_class, serializer=self.serializer,
                                        channel=self._channels[0])
@@ -278,8 +282,10 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             self._backoff("waiting for jobs", exc)
             return
         if token is not None and token[1] != b"1":  # enqueue named a job: start it with the claim
-            queue_of = {self.keys.wake(name): name for name in self.queue_names}
-            self._candidate = (queue_of.get(as_str(token[0])), as_str(token[1]))
+            queue_name = self._queue_of_wake[as_str(token[0])]
+            lane = self._green_queue_names if queue_name in self._green_queue_names \
+                else self.fork_queue_names
+            self._candidates[tuple(lane)] = [(queue_name, as_str(token[1]))]
 
     def _backoff(self, what: str, exc: Exception) -> None:
         self._redis_failures += 1

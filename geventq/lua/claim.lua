@@ -3,9 +3,14 @@
 -- worker's in-flight set: at no instant is it in neither.
 -- KEYS: per queue i (ARGV[1] of them): queue, started registry, expiring, wake; then
 --       the worker's in-flight set
--- ARGV: 1 number of queues, 2 how many to claim, 3 now
--- Returns a flat list: queue index (0-based), job id, queue index, job id, ...
+-- ARGV: 1 number of queues, 2 how many to claim, 3 now, 4 how many to peek at (optional)
+-- Returns two flat lists of queue index (0-based), job id, queue index, job id, ...:
+-- the claimed jobs, and the next ARGV[4] ids the queues hold after the claim, in the
+-- order a claim would take them (read only: the worker sends their guarded start along
+-- with its next claim, so that claim costs one round trip instead of two).
 local n, want, now = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local peek = tonumber(ARGV[4] or '0')
+local peeked = {}
 local in_flight = KEYS[4 * n + 1]
 local claimed = {}
 for i = 0, n - 1 do
@@ -45,5 +50,12 @@ for i = 0, n - 1 do
   else
     redis.call('DEL', wake)
   end
+  local room = peek - #peeked / 2
+  if room > 0 then
+    for _, id in ipairs(redis.call('LRANGE', queue, 0, room - 1)) do
+      peeked[#peeked + 1] = i
+      peeked[#peeked + 1] = id
+    end
+  end
 end
-return claimed
+return {claimed, peeked}
