@@ -51,6 +51,7 @@ class EndingsWriter:
         counters = [("HINCRBY", self.key, "successful", ok),
                     ("HINCRBY", self.key, "failed", len(batch) - ok),
                     ("HINCRBYFLOAT", self.key, "working_time", f"{working:.6f}")]
+        counters = [c for c in counters if c[3] not in (0, "0.000000")]  # no-ops cost a reply
         attempt = 0
         while True:
             try:

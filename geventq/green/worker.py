@@ -119,6 +119,7 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         # per lane (its queue names): the jobs its next claim should take, started in the
         # claim's round trip (the job a wake token named, or those the last claim peeked at)
         self._candidates: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self._drained: set[tuple[str, ...]] = set()  # lanes whose last claim emptied them
 
     # -- public control ----------------------------------------------------
     def stop_job(self, job_id: str) -> bool:
@@ -171,8 +172,10 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             gathered = False
             if full:
                 self._slot_free.clear()  # from now on, a slot of the full lane coming free counts
-            if self._claim_lanes(lanes, max_jobs):
-                continue
+            if self._claim_lanes(lanes, max_jobs) and (burst or not self._drained.issuperset(
+                    tuple(names) for names, _ in lanes)):
+                continue  # more may be queued: claim again (an emptied queue lost its wake token,
+                          # so a waiting worker goes straight to its BLPOP instead)
             if burst:
                 if not self._running and not self._endings and not self._flushing:
                     return
@@ -215,6 +218,10 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                     channel=self._channels[0])
                 claimed, jobs = result.claimed, result.jobs
                 self._candidates[lane] = result.peeked
+                if len(claimed) < count and not result.peeked:
+                    self._drained.add(lane)
+                else:
+                    self._drained.discard(lane)
                 if not claimed and not jobs:
                     return 0
             else:
