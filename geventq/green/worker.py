@@ -193,6 +193,10 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         lanes = [(names, free) for names, free in lanes if names]
         return [lane for lane in lanes if lane[1] > 0], any(free <= 0 for _, free in lanes)
 
+    def _lane_size(self, queue_names: list[str]) -> int:
+        return self.fork_concurrency if queue_names == self.fork_queue_names \
+            else self.concurrency
+
     def _claim_lanes(self, lanes: list[tuple[list[str], int]], max_jobs: int | None) -> int:
         claimed = 0
         for names, free in lanes:
@@ -214,7 +218,8 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 # claim peeked at) start in its round trip: one round trip per claim
                 result = lifecycle.claim_and_start(
                     self.connection, self.keys, names, self.name, count, candidates,
-                    peek=_CLAIM_MAX, job_class=self.job_class, serializer=self.serializer,
+                    peek=min(_CLAIM_MAX, self._lane_size(names)), job_class=self.job_class,
+                    serializer=self.serializer,
                     channel=self._channels[0])
                 claimed, jobs = result.claimed, result.jobs
                 self._candidates[lane] = result.peeked
