@@ -98,6 +98,8 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
 
     worker_class = settings.get("WORKER_CLASS") or "geventq.GeventWorker"
     if isinstance(worker_class, str):
+        if "." not in worker_class:  # a built-in class by its bare name: -w SimpleWorker
+            worker_class = f"geventq.{worker_class}"
         try:
             worker_class = import_attribute(worker_class)
         except (ImportError, AttributeError, ValueError) as exc:
