@@ -8,7 +8,9 @@ Every worker is a real process started the way users start it
     trips and commands per job;
 (b) jobs that each wait 100 ms on I/O, concurrency 500: jobs/s and the
     fraction of the ideal (concurrency / 0.1 s);
-(c) enqueue-to-finish latency with an idle worker, one job at a time;
+(c) enqueue-to-finish latency with an idle worker, one job at a time, and its floor
+    on this machine: a bare process answering a BLPOP with an RPUSH through the same
+    Redis (no queue logic at all), plain and under gevent;
 (d) worker RSS with 500 jobs in flight.
 
 Results are stored as normal (default result_ttl). rq workers run one job at
@@ -194,6 +196,45 @@ def _rq_waiter(conn):
     return wait
 
 
+_FLOOR_ECHO = """
+import sys, redis
+conn = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]))
+while True:
+    _, value = conn.blpop(["floor:in"])
+    conn.rpush("floor:out", value)
+"""
+
+
+FLOORS = ("floor-plain", "floor-gevent")
+
+
+def floor_latency(kind: str, server, samples: int) -> list[float]:
+    """The floor of (c) on this machine: no queue at all, a bare redis-py process that
+    answers each RPUSH it BLPOPs with one RPUSH (``floor-gevent``: the same process
+    monkey-patched by gevent, as a worker is); the bench times RPUSH then BLPOP."""
+    conn = connect(server)
+    conn.delete("floor:in", "floor:out")
+    code = _FLOOR_ECHO
+    if kind == "floor-gevent":
+        code = "from gevent import monkey\nmonkey.patch_all()\n" + code
+    proc = subprocess.Popen([sys.executable, "-c", code, str(server.port)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        out = []
+        for i in range(samples + 5):
+            t0 = time.perf_counter()
+            conn.rpush("floor:in", i)
+            if conn.blpop(["floor:out"], timeout=30 if i == 0 else 5) is None:
+                raise RuntimeError("the floor echo process did not answer")
+            if i >= 5:
+                out.append(time.perf_counter() - t0)
+            time.sleep(0.001)
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # -- (d) memory ------------------------------------------------------------------------------------
 def rss_in_flight(kind: str, server, in_flight: int, hold: float = 3.0) -> float:
     """RSS (MB) of the worker (and its forked child) while ``in_flight`` jobs run."""
@@ -252,6 +293,9 @@ def main() -> None:
                 if "d" in opts.cases and kind != "rq-fork":
                     res.setdefault(("rss", kind), []).append(rss_in_flight(
                         kind, server, rss_n if kind == "geventq" else 1, 0.5 if opts.quick else 3.0))
+            for kind in FLOORS if "c" in opts.cases else ():
+                res.setdefault(("lat", kind), []).append(
+                    floor_latency(kind, server, lat_n["geventq"]))
             print(f"run {run + 1}/{opts.runs} done", file=sys.stderr)
     report(res, kinds, noop_n, io_n, lat_n, rss_n, opts.runs)
 
@@ -284,9 +328,10 @@ def report(res, kinds, noop_n, io_n, lat_n, rss_n, runs) -> None:
                               "redis CPU ms/job", "round trips/job"], rows)
     if "lat" in done:
         rows = []
-        for k in kinds:
+        for k in (*kinds, *FLOORS):
             samples = res[("lat", k)]
-            rows.append([f"{k} ({lat_n[k]} jobs)",
+            rows.append([f"{k} ({lat_n.get(k, lat_n['geventq'])} "
+                         f"{'echoes' if k in FLOORS else 'jobs'})",
                          median([percentile(s, 50) for s in samples]) * 1000,
                          median([percentile(s, 99) for s in samples]) * 1000])
         print_table("(c) enqueue-to-finish latency, idle worker, one job at a time (ms)",
