@@ -7,7 +7,6 @@ touch queues live in :mod:`geventq.lifecycle`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from types import FunctionType
 from typing import Any
@@ -17,12 +16,11 @@ import redis
 from .callables import describe_callable, resolve_callable
 from .connection import resolve_connection
 from .context import reset_current_job, set_current_job
-from .defaults import DEFAULT_PREFIX
 from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re-exported)
 from .exceptions import DeserializationError, NoSuchJobError
 from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
-from .keys import Keys
+from .keys import Keys, resolve_keys
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
@@ -397,10 +395,3 @@ _KNOWN_FIELDS = frozenset({
 
 def _int(value: Any) -> int | None:
     return None if value in (None, b"", "") else int(value)
-
-
-def resolve_keys(keys: Keys | None = None, prefix: str | None = None) -> Keys:
-    """The given key space, else one for ``prefix``, ``$GEVENTQ_PREFIX`` or the default."""
-    if keys is not None:
-        return keys
-    return Keys(prefix or os.environ.get("GEVENTQ_PREFIX") or DEFAULT_PREFIX)

@@ -7,6 +7,8 @@ their keys from here through KEYS, never build them.
 
 from __future__ import annotations
 
+import os
+
 from .defaults import DEFAULT_PREFIX
 
 REGISTRY_NAMES = ("started", "finished", "failed", "deferred", "canceled", "scheduled")
@@ -112,3 +114,10 @@ class Keys:
         if not key.startswith(head) or key.endswith(":jobs"):
             raise ValueError(f"not a geventq worker key under prefix {self.prefix!r}: {key!r}")
         return key[len(head):]
+
+
+def resolve_keys(keys: Keys | None = None, prefix: str | None = None) -> Keys:
+    """The given key space, else one for ``prefix``, ``$GEVENTQ_PREFIX`` or the default."""
+    if keys is not None:
+        return keys
+    return Keys(prefix or os.environ.get("GEVENTQ_PREFIX") or DEFAULT_PREFIX)

@@ -15,8 +15,8 @@ from .connection import resolve_connection
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
-from .job import Job, resolve_keys
-from .keys import Keys
+from .job import Job
+from .keys import Keys, resolve_keys
 from .registry import (
     CanceledJobRegistry,
     DeferredJobRegistry,

@@ -14,8 +14,8 @@ import redis
 
 from .connection import resolve_connection
 from .exceptions import InvalidJobOperation
-from .job import Job, resolve_keys
-from .keys import Keys
+from .job import Job
+from .keys import Keys, resolve_keys
 from .utils import as_str, now, to_datetime
 
 

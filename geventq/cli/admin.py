@@ -26,7 +26,7 @@ class Context:
     def __init__(self, config: str | None, url: str | None, prefix: str | None):
         from ..config import load_settings
         from ..connection import connection_from_settings
-        from ..job import resolve_keys
+        from ..keys import resolve_keys
 
         settings = load_settings(config)
         if url:

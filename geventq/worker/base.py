@@ -26,8 +26,8 @@ from ..defaults import (
     DEFAULT_SHUTDOWN_GRACE,
 )
 from ..execution import ExceptionHandler
-from ..job import Job, resolve_keys
-from ..keys import Keys
+from ..job import Job
+from ..keys import Keys, resolve_keys
 from ..queue import Queue
 from ..serializers import resolve_serializer
 from ..utils import as_str, import_attribute, now, to_datetime
