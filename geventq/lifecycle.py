@@ -100,11 +100,9 @@ def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[s
     replies = batch.execute(channel or connection)
     claimed = _claimed(queue_names, replies[0][0])
     peeked = _claimed(queue_names, replies[0][1])
-    if not candidates:
-        return Claim(claimed, start(connection, keys, worker_name, claimed, job_class,
-                                    serializer, channel), peeked)
     # false: not taken by this claim; 0: taken, but its hash is gone (dropped); else started
-    acted = [(c, r) for c, r in zip(candidates, replies[1]) if r is not None]
+    started = replies[1] if candidates else []
+    acted = [(c, r) for c, r in zip(candidates, started) if r is not None]
     jobs = _started(connection, keys, [c for c, _ in acted], [r for _, r in acted],
                     job_class, serializer)
     done = {c for c, _ in acted}
