@@ -60,6 +60,7 @@ class SimpleWorker(Worker):
         self._jobs_run = 0
         self._redis_failures = 0
         self._next_self_check = 0.0
+        self._next_up: list[tuple[str, str]] = []  # what the last claim peeked at
         self._suspended = False
 
     def _check_suspended(self) -> bool:
@@ -113,15 +114,21 @@ class SimpleWorker(Worker):
             claimed = lost[:1]  # one at a time; look again at once while more are left
             self._next_self_check = 0.0 if len(lost) > 1 else \
                 time.monotonic() + self.heartbeat_interval
-        claimed = claimed or lifecycle.claim(self.connection, self.keys, self.queue_names,
-                                             self.name, 1)
+        if claimed:
+            jobs = lifecycle.start(self.connection, self.keys, self.name, claimed,
+                                   job_class=self.job_class, serializer=self.serializer)
+        else:
+            # the job the last claim peeked at starts with this claim: one round trip
+            result = lifecycle.claim_and_start(
+                self.connection, self.keys, self.queue_names, self.name, 1, self._next_up,
+                peek=1, job_class=self.job_class, serializer=self.serializer)
+            claimed, jobs, self._next_up = result.claimed, result.jobs, result.peeked
         if not claimed:
             if burst:
                 return False
             self.connection.blpop(wake_keys, timeout=1)
             return True
-        for job in lifecycle.start(self.connection, self.keys, self.name, claimed,
-                                   job_class=self.job_class, serializer=self.serializer):
+        for job in jobs:
             self._perform(job)
         self._jobs_run += 1
         return True
