@@ -22,3 +22,4 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BOOT_ERROR = 3  # bad config, import error, bad URL: restarting will not help
 EXIT_HUB_BLOCKED = 4  # a job blocked the hub past its timeout; the worker stopped itself
+MAX_TTL = 10**12  # seconds: the longest ttl a job keeps (far beyond use, within what EXPIRE takes)

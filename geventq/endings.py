@@ -1,4 +1,5 @@
-"""Ending many jobs per script call: the hot path of :func:`geventq.lifecycle.end_jobs`.
+"""How a job ends (:class:`Ending`), and ending many jobs per script call: the hot path
+of :func:`geventq.lifecycle.end_jobs`.
 
 Nearly every job ends with no dependents and no retry to decide. Such
 "plain" endings go to ``end_batch.lua``, one call per queue for a whole batch
@@ -9,22 +10,84 @@ Nearly every job ends with no dependents and no retry to decide. Such
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, MAX_TTL
+from .job import Job
 from .keys import Keys
 from .retry import has_retry
 from .utils import as_str
 
-if TYPE_CHECKING:
-    from .lifecycle import Ending
-
 _PLAIN_OUTCOMES = frozenset({"finished", "failed", "stopped"})
+
+
+@dataclass
+class Ending:
+    """How one started job ends.
+
+    A text payload (the exc_info of a failure) is stored as readable UTF-8 whatever it
+    holds: characters UTF-8 cannot encode (lone surrogates, as in undecodable file
+    names) are written as backslash escapes.
+    """
+
+    job: Job
+    outcome: str  # 'finished', 'failed' or 'stopped'
+    payload: bytes | str  # the serialized result, or the exc_info text
+    extra: dict[str, Any] = field(default_factory=dict)  # more hash fields to write
+    dependents: list[tuple[str, str]] = field(default_factory=list)  # (child id, child queue)
+    default_result_ttl: int = DEFAULT_RESULT_TTL  # the worker's, for jobs that set none
+    # a failure recorded because the job's own ending could not be: no retry, default ttl
+    last_resort: bool = False
+
+    def __post_init__(self) -> None:
+        if self.payload.__class__ is str:
+            self.payload = storable_text(self.payload)
+
+    @property
+    def ttl(self) -> int:
+        """Seconds the ended job is kept (-1: forever; 0: a finished job is deleted).
+
+        Raises ValueError for a value Redis cannot take (the job's hash is not trusted).
+        """
+        if self.last_resort:
+            return DEFAULT_FAILURE_TTL
+        if self.outcome == "finished":
+            ttl, name = self.job.result_ttl, "result_ttl"
+            if ttl is None:
+                ttl, name = self.default_result_ttl, "the worker's DEFAULT_RESULT_TTL"
+        else:
+            ttl, name = self.job.failure_ttl or DEFAULT_FAILURE_TTL, "failure_ttl"
+        if ttl.__class__ is not int or not -1 <= ttl <= MAX_TTL:
+            raise ValueError(f"{name} of job {self.job.id} is {ttl!r}: not a whole number of "
+                             f"seconds from -1 to {MAX_TTL}")
+        return ttl
+
+    @property
+    def may_retry(self) -> bool:
+        """True when the job fails and was enqueued with ``retry=`` (end.lua decides)."""
+        return self.outcome == "failed" and not self.last_resort and has_retry(self.job.extra)
+
+
+def storable_text(text: str) -> str:
+    """``text`` as Redis can store it: characters UTF-8 cannot encode become backslash escapes."""
+    try:
+        text.encode()
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+
+
+def ascii_text(text: str, limit: int = 4000) -> str:
+    """``text`` in printable ASCII (other characters escaped), cut at ``limit`` characters:
+    a reason that cannot itself fail to be stored or logged."""
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def is_plain(ending: Ending) -> bool:
     """True when ``end_batch.lua`` can end the job (no dependents known, no retry)."""
-    return not ending.dependents and ending.outcome in _PLAIN_OUTCOMES and not (
-        ending.outcome == "failed" and has_retry(ending.job.extra))
+    return not ending.dependents and ending.outcome in _PLAIN_OUTCOMES and not ending.may_retry
 
 
 def batch_calls(keys: Keys, worker_name: str, endings: Sequence[Ending],

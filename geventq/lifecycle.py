@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from . import endings as endings_
 from . import scripts
-from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_MAX_ABANDONED_REQUEUES, DEFAULT_RESULT_TTL
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_MAX_ABANDONED_REQUEUES
+from .endings import Ending, ascii_text
 from .job import Job
 from .keys import Keys
-from .retry import has_retry, next_delay
+from .redis_errors import describe, is_transient
+from .releasing import child_args, child_keys, with_queues
+from .retry import next_delay
 from .serializers import resolve_serializer
 from .utils import as_str, now
 
@@ -129,6 +132,10 @@ def _started(connection: redis.Redis, keys: Keys, claimed: Sequence[tuple[str, s
             logger.warning("job %s taken from queue %s no longer exists (its ttl ran out or it "
                            "was deleted): skipped", job_id, queue_name)
             continue
+        if not isinstance(flat, list):  # start.lua answered its status: it must not run
+            logger.warning("job %s taken from queue %s is %s, no longer queued (canceled "
+                           "before it started?): skipped", job_id, queue_name, as_str(flat))
+            continue
         job = job_class._new(job_id, connection, serializer, keys)
         jobs.append(_load_started(job, dict(zip(flat[::2], flat[1::2])), queue_name))
     return jobs
@@ -154,24 +161,6 @@ def _load_started(job: Job, mapping: dict, queue_name: str) -> Job:
     if error:
         job.load_error = f"job {job.id} cannot be loaded: {error}"
     return job
-
-
-@dataclass
-class Ending:
-    """How one started job ends."""
-
-    job: Job
-    outcome: str  # 'finished', 'failed' or 'stopped'
-    payload: bytes | str  # the serialized result, or the exc_info text
-    extra: dict[str, Any] = field(default_factory=dict)  # more hash fields to write
-    dependents: list[tuple[str, str]] = field(default_factory=list)  # (child id, child queue)
-    default_result_ttl: int = DEFAULT_RESULT_TTL  # the worker's, for jobs that set none
-
-    @property
-    def ttl(self) -> int:
-        if self.outcome == "finished":
-            return self.default_result_ttl if self.job.result_ttl is None else self.job.result_ttl
-        return self.job.failure_ttl or DEFAULT_FAILURE_TTL
 
 
 def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
@@ -220,13 +209,11 @@ def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]
     args = [job.id, repr(now()), ending.outcome, ending.ttl,
             "result" if ending.outcome == "finished" else "exc_info", ending.payload,
             len(ending.dependents), len(ending.extra)]
-    for child_id, child_queue in ending.dependents:
-        script_keys += [keys.job(child_id), keys.pending(child_id), keys.queue(child_queue),
-                        keys.registry("deferred", child_queue), keys.wake(child_queue)]
-        args += [child_id, child_queue]
+    script_keys += child_keys(keys, ending.dependents)
+    args += child_args(ending.dependents)
     for name, value in ending.extra.items():
         args += [name, value]
-    if ending.outcome == "failed" and has_retry(job.extra):
+    if ending.may_retry:
         # end.lua decides, in the same step, between another try and the failed registry
         script_keys += [keys.queue(queue_name), keys.wake(queue_name),
                         keys.registry("scheduled", queue_name)]
@@ -239,20 +226,10 @@ def _with_dependents(connection: redis.Redis, keys: Keys,
     """Give each ending the dependents Redis reported, with their queues."""
     if not stale:
         return []
-    pipe = connection.pipeline(transaction=False)
-    for _, child_ids in stale:
-        for child_id in child_ids:
-            pipe.hget(keys.job(child_id), "origin")
-    origins = iter(pipe.execute())
-    retry = []
-    for ending, child_ids in stale:
-        children = []
-        for child_id in child_ids:
-            # a child whose hash is gone still has to leave the dependents set
-            children.append((child_id, as_str(next(origins)) or ending.job.origin))
+    found = with_queues(connection, keys, [(ids, e.job.origin) for e, ids in stale])
+    for (ending, _), children in zip(stale, found):
         ending.dependents = children
-        retry.append(ending)
-    return retry
+    return [ending for ending, _ in stale]
 
 
 def requeue_started(connection: redis.Redis, keys: Keys, owner: str, job_id: str,
@@ -265,12 +242,60 @@ def requeue_started(connection: redis.Redis, keys: Keys, owner: str, job_id: str
     instead. Returns 'queued', 'failed', or why nothing was done ('gone',
     'missing', 'not-started'). Safe to race: only one caller acts.
     """
-    reply = scripts.call(connection, "requeue_started", [
-        keys.job(job_id), keys.registry("started", queue_name), keys.worker_jobs(owner),
-        keys.queue(queue_name), keys.wake(queue_name), keys.queues,
-        keys.registry("failed", queue_name), keys.waiters(job_id), keys.done(job_id),
-    ], [job_id, queue_name, repr(now()), max_requeues, failure_ttl, reason])
-    return as_str(reply[0])
+    children: list[tuple[str, str]] = []
+    while True:
+        reply = scripts.call(connection, "requeue_started", [
+            keys.job(job_id), keys.registry("started", queue_name), keys.worker_jobs(owner),
+            keys.queue(queue_name), keys.wake(queue_name), keys.queues,
+            keys.registry("failed", queue_name), keys.waiters(job_id), keys.done(job_id),
+            keys.dependents(job_id), *child_keys(keys, children),
+        ], [job_id, queue_name, repr(now()), max_requeues, failure_ttl, reason, len(children),
+            *child_args(children)])
+        if as_str(reply[0]) != "dependents":
+            return as_str(reply[0])
+        # it fails, and has dependents: those that allow failure are released with it
+        children = with_queues(connection, keys, [([as_str(i) for i in reply[1]], queue_name)])[0]
+
+
+def give_back(connection: redis.Redis, keys: Keys, owner: str, job_id: str, queue_name: str,
+              reason: str, max_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES,
+              failure_ttl: int = DEFAULT_FAILURE_TTL) -> str:
+    """:func:`requeue_started`; a job that cannot be put back for a reason retrying cannot
+    fix (its hash holds what no script accepts) is failed with that reason instead.
+
+    Returns what ``requeue_started`` returns, or 'failed'. Transient errors raise.
+    """
+    try:
+        return requeue_started(connection, keys, owner, job_id, queue_name, reason,
+                               max_requeues, failure_ttl)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        why = f"geventq could not put job {job_id} back on its queue ({reason}): {describe(exc)}"
+        logger.error("%s; failing it instead", why)
+        fail_started(connection, keys, owner, job_id, queue_name, why)
+        return "failed"
+
+
+def fail_started(connection: redis.Redis, keys: Keys, owner: str, job_id: str,
+                 queue_name: str, reason: str) -> None:
+    """The last resort for a started job that no script can end: take it out of its
+    worker's hands and mark it failed with ``reason``, in one MULTI whose commands each
+    act even if another fails (a key of the wrong type). Its dependents are not released
+    and ``Job.wait()`` callers see the failure within a second. Transient errors raise.
+    """
+    reason = ascii_text(reason)
+    stamp = now()
+    pipe = connection.pipeline(transaction=True)
+    pipe.srem(keys.worker_jobs(owner), job_id)
+    pipe.zrem(keys.registry("started", queue_name), job_id)
+    pipe.hset(keys.job(job_id), mapping={"status": "failed", "ended_at": repr(stamp),
+                                         "exc_info": reason})
+    pipe.expire(keys.job(job_id), DEFAULT_FAILURE_TTL)
+    pipe.zadd(keys.registry("failed", queue_name), {job_id: stamp + DEFAULT_FAILURE_TTL})
+    for result in pipe.execute(raise_on_error=False):
+        if isinstance(result, Exception) and is_transient(result):
+            raise result
 
 
 def recover_worker(connection: redis.Redis, keys: Keys, worker_name: str,
@@ -285,9 +310,10 @@ def recover_worker(connection: redis.Redis, keys: Keys, worker_name: str,
     for job_id in ids:
         pipe.hget(keys.job(job_id), "origin")
     outcomes = {}
-    for job_id, origin in zip(ids, pipe.execute()):
-        outcomes[job_id] = requeue_started(
-            connection, keys, worker_name, job_id, as_str(origin) or "", max_requeues=max_requeues,
+    for job_id, origin in zip(ids, pipe.execute(raise_on_error=False)):
+        origin = "" if isinstance(origin, Exception) else as_str(origin) or ""
+        outcomes[job_id] = give_back(
+            connection, keys, worker_name, job_id, origin, max_requeues=max_requeues,
             reason=f"abandoned: worker {worker_name} died while running the job, and the job "
                    f"had already been requeued {max_requeues} time(s)")
     pipe = connection.pipeline(transaction=True)

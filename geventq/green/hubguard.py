@@ -43,7 +43,8 @@ import redis
 from .. import lifecycle, scripts
 from ..connection import clone_connection
 from ..defaults import EXIT_HUB_BLOCKED
-from ..lifecycle import Ending
+from ..endings import Ending
+from ..recording import record_endings
 from ..utils import as_str
 
 logger = logging.getLogger("geventq.worker")
@@ -208,7 +209,8 @@ class HubGuard:
                               extra={"duration": f"{time.time() - started:.6f}",
                                      "hub_blocked": f"{total:.1f}"}))
         ok = sum(1 for e in endings if e.outcome == "finished")
-        lifecycle.end_jobs(conn, worker.keys, worker.name, endings, extra_commands=[
+        # an ending no script accepts fails its job alone (see geventq.recording)
+        record_endings(conn, worker.keys, worker.name, endings, extra_commands=[
             ("HINCRBY", worker.key, "successful", ok),
             ("HINCRBY", worker.key, "failed", len(endings) - ok)])
         ended = {e.job.id for e in endings}
@@ -218,7 +220,7 @@ class HubGuard:
         for job_id in others:
             pipe.hget(worker.keys.job(job_id), "origin")
         for job_id, origin in zip(others, pipe.execute()):
-            outcome = lifecycle.requeue_started(
+            outcome = lifecycle.give_back(
                 conn, worker.keys, worker.name, job_id, as_str(origin) or "",
                 f"worker stopped: {reason}; this job had already been requeued "
                 f"{worker.max_abandoned_requeues} time(s)",

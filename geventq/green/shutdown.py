@@ -11,11 +11,11 @@ import signal
 import time
 
 import gevent
-import redis
 
 from .. import lifecycle
 from ..exceptions import ShutdownRequested
 from ..job import Job
+from ..redis_errors import describe
 from ..utils import backoff_delay
 
 logger = logging.getLogger("geventq.worker")
@@ -73,13 +73,13 @@ class Shutdown:
                  f"already been requeued {self.max_abandoned_requeues} time(s)"
         for attempt in range(1, 6):
             try:
-                outcome = lifecycle.requeue_started(
+                # a job whose hash no script accepts is failed with the reason instead
+                outcome = lifecycle.give_back(
                     self.connection, self.keys, self.name, job.id, job.origin, reason,
                     max_requeues=self.max_abandoned_requeues)
                 break
-            except redis.RedisError as exc:
-                logger.warning("could not put job %s back (%s); retrying", job.id,
-                               type(exc).__name__)
+            except Exception as exc:  # transient: give_back keeps the others to the job
+                logger.warning("could not put job %s back (%s); retrying", job.id, describe(exc))
                 gevent.sleep(backoff_delay(attempt, base=0.2))
         else:  # it stays in our in-flight set: unregister or the other workers requeue it
             outcome = "left for recovery"

@@ -1,7 +1,11 @@
 -- End many started jobs of one queue in one step: finished (with its result), failed
 -- or stopped (with exc_info). Each job is what end.lua does for a job with no
--- dependents and no retry left to decide. A job that turns out to have dependents is
--- left untouched and reported, for end.lua to end it with its dependents released.
+-- dependents and no retry left to decide; like end.lua, it acts only on jobs the worker
+-- still holds, and writes only to those still 'started'. A job that turns out to have
+-- dependents is left untouched and reported, for end.lua to end it with its
+-- dependents released.
+-- Every job is checked before the first write (the reads that can fail on a key a
+-- hostile writer replaced come first): a call that fails has changed nothing.
 -- KEYS: 1 worker in-flight set, 2 started registry, 3 finished registry, 4 failed
 --       registry, then per job: its hash, its dependents set, its waiters, its done list
 -- ARGV: 1 now, then per job: id, outcome, ttl, payload, n extra fields, then those
@@ -10,35 +14,56 @@
 local now = ARGV[1]
 local skipped, ended = {}, {}
 local targets = {finished = {}, failed = {}}
+
+-- first pass, reads only: what to do with each job
+local plan = {}  -- per job: false (not ours), 'skip', 'drop' (ours, not started) or 'end'
 local a, k, i = 2, 5, 1
+while a <= #ARGV do
+  local job_id = ARGV[a]
+  if redis.call('SISMEMBER', KEYS[1], job_id) == 0 then
+    plan[i] = false
+  elseif redis.call('SCARD', KEYS[k + 1]) > 0 then
+    plan[i] = 'skip'
+    skipped[#skipped + 1] = i
+    skipped[#skipped + 1] = redis.call('SMEMBERS', KEYS[k + 1])
+  elseif redis.call('HGET', KEYS[k], 'status') == 'started' then
+    plan[i] = 'end'
+  else
+    plan[i] = 'drop'
+  end
+  a = a + 5 + 2 * tonumber(ARGV[a + 4])
+  k = k + 4
+  i = i + 1
+end
+
+a, k, i = 2, 5, 1
 while a <= #ARGV do
   local job_id, outcome, ttl = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local n_extra = tonumber(ARGV[a + 4])
   local job_key = KEYS[k]
-  if redis.call('SCARD', KEYS[k + 1]) > 0 then
-    skipped[#skipped + 1] = i
-    skipped[#skipped + 1] = redis.call('SMEMBERS', KEYS[k + 1])
-  else
+  local ours = plan[i] == 'end' or plan[i] == 'drop'
+  if ours then
     ended[#ended + 1] = job_id
-    -- a job deleted while it ran stays deleted
-    if redis.call('EXISTS', job_key) == 1 then
-      if outcome == 'finished' and ttl == 0 then
-        redis.call('DEL', job_key)
+  end
+  if plan[i] == 'end' then
+    if outcome == 'finished' and ttl == 0 then
+      redis.call('DEL', job_key)
+    else
+      redis.call('HSET', job_key, 'status', outcome, 'ended_at', now,
+        outcome == 'finished' and 'result' or 'exc_info', ARGV[a + 3],
+        unpack(ARGV, a + 5, a + 4 + 2 * n_extra))
+      local target = targets[outcome == 'finished' and 'finished' or 'failed']
+      if ttl == -1 then
+        redis.call('PERSIST', job_key)
+        target[#target + 1] = '+inf'
       else
-        redis.call('HSET', job_key, 'status', outcome, 'ended_at', now,
-          outcome == 'finished' and 'result' or 'exc_info', ARGV[a + 3],
-          unpack(ARGV, a + 5, a + 4 + 2 * n_extra))
-        local target = targets[outcome == 'finished' and 'finished' or 'failed']
-        if ttl == -1 then
-          redis.call('PERSIST', job_key)
-          target[#target + 1] = '+inf'
-        else
-          redis.call('EXPIRE', job_key, ttl)
-          target[#target + 1] = now + ttl
-        end
-        target[#target + 1] = job_id
+        redis.call('EXPIRE', job_key, ttl)
+        target[#target + 1] = now + ttl
       end
+      target[#target + 1] = job_id
     end
+  end
+  if ours then
     notify_waiters(KEYS[k + 2], KEYS[k + 3])
   end
   a = a + 5 + 2 * n_extra

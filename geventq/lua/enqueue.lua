@@ -59,8 +59,10 @@ else
   end
   outcome = 'queued'
 end
--- a scheduled job's ttl starts when the scheduler queues it (schedule_due.lua)
-if ttl > 0 and outcome ~= 'scheduled' then
+-- ttl: the longest a job may wait in its queue. A scheduled job's starts when the
+-- scheduler queues it (schedule_due.lua), a deferred one's when its dependencies release
+-- it (release_children): neither expires while it waits for those
+if ttl > 0 and outcome == 'queued' then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
 return {outcome}

@@ -1,8 +1,12 @@
--- Mark claimed jobs started and return their hashes. A claimed id whose hash expired
--- (its ttl ran out in the queue) is dropped from the registries and answered with 0.
--- With ARGV[3] = '1' (a start sent along with the claim, for an id a wake token named),
--- an id is started only if this worker holds it and it is still queued (claimed, not
--- started); any other id is answered with false and left alone.
+-- Mark claimed jobs started and return their hashes. A job starts only while it is
+-- still 'queued' (claimed, not started), or 'started' by this same worker (a start whose
+-- reply was lost). Any other claimed id never runs: its hash expired or was deleted,
+-- it was canceled between claim and start, or its key is not a job hash. It leaves
+-- this worker's in-flight set (and the started registry, unless another worker runs
+-- it) and is answered with 0 (gone) or its status.
+-- With ARGV[3] = '1' (a start sent along with the claim, for ids the worker expects
+-- that claim to take), an id this worker does not hold, or holds started already, is
+-- answered with false and left alone.
 -- KEYS: 1 worker in-flight set, then per job: its hash, its queue's started registry
 -- ARGV: 1 now, 2 worker name, 3 only-if-claimed ('1' or ''), 4.. job ids
 local now, worker, guarded = ARGV[1], ARGV[2], ARGV[3] == '1'
@@ -11,17 +15,23 @@ for i = 4, #ARGV do
   local id = ARGV[i]
   local k = 2 * (i - 4) + 2
   local job_key, started = KEYS[k], KEYS[k + 1]
-  if guarded and (redis.call('SISMEMBER', KEYS[1], id) == 0
-      or redis.call('HGET', job_key, 'status') ~= 'queued') then
+  local status = redis.pcall('HGET', job_key, 'status')
+  if type(status) == 'table' then
+    status = 'not a job hash'  -- an error reply: the key holds another type
+  end
+  if guarded and (redis.call('SISMEMBER', KEYS[1], id) == 0 or status == 'started') then
     out[#out + 1] = false
-  elseif redis.call('EXISTS', job_key) == 1 then
+  elseif status == 'queued' or (status == 'started'
+      and redis.call('HGET', job_key, 'worker_name') == worker) then
     redis.call('HSET', job_key, 'status', 'started', 'started_at', now, 'worker_name', worker)
     redis.call('PERSIST', job_key)
     out[#out + 1] = redis.call('HGETALL', job_key)
   else
-    redis.call('ZREM', started, id)
+    if status ~= 'started' then
+      redis.call('ZREM', started, id)
+    end
     redis.call('SREM', KEYS[1], id)
-    out[#out + 1] = 0
+    out[#out + 1] = status or 0
   end
 end
 return out

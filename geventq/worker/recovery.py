@@ -41,6 +41,7 @@ import redis
 from .. import lifecycle
 from ..connection import clone_connection
 from ..keys import Keys
+from ..redis_errors import describe, is_transient
 from ..utils import as_str, backoff_delay
 from .heartbeat import _native
 
@@ -148,15 +149,17 @@ class DeadWorkerRecovery:
         try:
             self.sweep()
             self._failures = 0
-        except redis.RedisError as exc:
+        except Exception as exc:
+            if not is_transient(exc):  # a bug must not end recovery for the life of the worker
+                # (a job no script accepts does not get here: give_back fails it alone)
+                logger.exception("recovery of dead workers failed")
+                return self.interval * random.uniform(*_JITTER)
             self._last_ok = None
             self._failures += 1
             delay = min(self.interval * 4, backoff_delay(self._failures, base=self.interval / 4))
-            logger.warning("recovery of dead workers failed (%s: %s); retrying in %.1f s",
-                           type(exc).__name__, exc, delay)
+            logger.warning("recovery of dead workers failed (%s); retrying in %.1f s",
+                           describe(exc), delay)
             return delay
-        except Exception:  # a bug must not end recovery for the life of the worker
-            logger.exception("recovery of dead workers failed")
         return self.interval * random.uniform(*_JITTER)
 
     def _pause(self, seconds: float) -> bool:
@@ -187,7 +190,12 @@ def lost_claims(connection: redis.Redis, keys: Keys, worker_name: str,
     for job_id in ids:
         pipe.hmget(keys.job(job_id), "origin", "status")
     lost, stale = [], []
-    for job_id, (origin, status) in zip(ids, pipe.execute()):
+    for job_id, fields in zip(ids, pipe.execute(raise_on_error=False)):
+        if isinstance(fields, Exception):  # the key is not a job hash (transient errors raise)
+            if is_transient(fields):
+                raise fields
+            fields = (None, None)
+        origin, status = fields
         status = as_str(status)
         if origin is not None and status in ("queued", "started"):
             lost.append((as_str(origin), job_id))

@@ -20,6 +20,8 @@ from ..connection import clone_connection
 from ..exceptions import JobTimeoutException, ShutdownRequested
 from ..execution import execute
 from ..job import Job
+from ..recording import RETRY_CAP, record_until_taken
+from ..redis_errors import describe, is_transient
 from ..utils import backoff_delay
 from .base import Worker, WorkerState
 from .heartbeat import HeartbeatThread
@@ -91,7 +93,7 @@ class SimpleWorker(Worker):
                     if not self._work_once(burst, wake_keys):
                         break
                     self._redis_failures = 0
-                except redis.RedisError as exc:  # never a crash, never a busy loop
+                except Exception as exc:  # never a crash, never a busy loop
                     self._next_self_check = 0.0  # a claim's reply may have been lost
                     self._backoff("taking a job", exc)
         finally:
@@ -135,9 +137,13 @@ class SimpleWorker(Worker):
 
     def _backoff(self, what: str, exc: Exception) -> None:
         self._redis_failures += 1
-        delay = backoff_delay(self._redis_failures, cap=5.0)
-        logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
-                       type(exc).__name__, exc, delay)
+        delay = backoff_delay(self._redis_failures, cap=RETRY_CAP)
+        if is_transient(exc):
+            logger.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
+                           describe(exc), delay)
+        else:  # a bug, or data no script accepts: logged, and the worker goes on
+            logger.error("error while %s (%s); going on in %.1f s", what, describe(exc), delay,
+                         exc_info=not isinstance(exc, redis.RedisError))
         end = time.monotonic() + delay
         while time.monotonic() < end and not self._stop_requested:
             time.sleep(min(0.1, end - time.monotonic()))
@@ -148,26 +154,19 @@ class SimpleWorker(Worker):
             ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
         except ShutdownRequested:
             # on a Redis error the job stays in the in-flight set: unregister puts it back
-            lifecycle.requeue_started(self.connection, self.keys, self.name, job.id, job.origin,
-                                      f"shutdown: worker {self.name} stopped while the job ran",
-                                      max_requeues=self.max_abandoned_requeues)
+            lifecycle.give_back(self.connection, self.keys, self.name, job.id, job.origin,
+                                f"shutdown: worker {self.name} stopped while the job ran",
+                                max_requeues=self.max_abandoned_requeues)
             return
         finally:
             self._current = None
         ok = ending.outcome == "finished"
-        attempt = 0
-        while True:  # the result is kept: retried until Redis takes it
-            try:
-                lifecycle.end_jobs(self.connection, self.keys, self.name, [ending], extra_commands=[
-                    ("HINCRBY", self.key, "successful" if ok else "failed", 1),
-                    ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))])
-                return
-            except redis.RedisError as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap=5.0)
-                logger.warning("could not record the end of job %s (%s: %s); retrying in %.1f s",
-                               job.id, type(exc).__name__, exc, delay)
-                time.sleep(delay)
+        # the result is kept: retried until Redis takes it; an ending no retry can write
+        # fails this job alone (see geventq.recording)
+        record_until_taken(self.connection, self.keys, self.name, [ending], extra_commands=[
+            ("HINCRBY", self.key, "successful" if ok else "failed", 1),
+            ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))],
+            sleep=time.sleep)
 
     def _beat(self) -> None:
         if not hasattr(self, "_beat_connection"):

@@ -1,0 +1,111 @@
+"""Recording how jobs ended, so that no job's ending can stop a worker.
+
+Every worker writes its endings through :func:`record_until_taken`:
+
+- A *transient* error (Redis away, busy, loading, read-only, out of memory; see
+  :mod:`geventq.redis_errors`) is retried, for the whole batch, with back-off,
+  until Redis takes it: the results are kept. Sending a batch again is safe even
+  if part of it was written: a script ends only the jobs the worker still holds.
+- Any *other* error is one job's problem, never the worker's: its hash holds a
+  value no script accepts, a key a hostile writer replaced, text that cannot be
+  encoded, or a bug. The batch is split in halves, and each half written on its
+  own, until the endings that fail are alone (a batch with one bad ending costs
+  about 2 log2(n) more round trips; a healthy batch costs none). Each such job is
+  then recorded as *failed*, with a reason naming the error and, for a failure,
+  its own traceback (:func:`record_last_resort`); the others are written as they
+  were.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import redis
+
+from . import lifecycle, scripts
+from .endings import Ending, ascii_text
+from .keys import Keys
+from .redis_errors import describe, is_transient
+from .utils import backoff_delay
+
+logger = logging.getLogger("geventq.worker")
+
+RETRY_CAP = 5.0  # longest back-off after Redis errors: work resumes soon after Redis does
+
+
+def record_until_taken(connection: redis.Redis, keys: Keys, worker_name: str,
+                       endings: Sequence[Ending], extra_commands: Sequence[tuple] = (),
+                       sleep: Callable[[float], object] = lambda seconds: None,
+                       channel: scripts.Channel | None = None) -> None:
+    """Record ``endings`` (and ``extra_commands``, e.g. the worker's counters); retry
+    transient errors with back-off (``sleep``) until Redis takes them. Never raises."""
+    attempt = 0
+    while True:
+        try:
+            record_endings(connection, keys, worker_name, endings, extra_commands, channel)
+        except Exception as exc:
+            if not is_transient(exc):  # record_endings keeps every other error to its job
+                logger.exception("could not record %d ended job(s): %s; the worker goes on "
+                                 "without them", len(endings), describe(exc))
+                return
+            attempt += 1
+            delay = backoff_delay(attempt, cap=RETRY_CAP)
+            logger.warning("could not record %d ended job(s) (%s); retrying in %.1f s",
+                           len(endings), describe(exc), delay)
+            sleep(delay)
+            continue
+        if attempt:
+            logger.info("recorded %d ended job(s) after %d retries", len(endings), attempt)
+        return
+
+
+def record_endings(connection: redis.Redis, keys: Keys, worker_name: str,
+                   endings: Sequence[Ending], extra_commands: Sequence[tuple] = (),
+                   channel: scripts.Channel | None = None) -> None:
+    """Record ``endings``, in one round trip when nothing is wrong. An ending that cannot
+    be written for a reason retrying cannot fix fails its job alone. Raises only
+    transient errors (the caller sends the same endings again)."""
+    try:
+        lifecycle.end_jobs(connection, keys, worker_name, endings, extra_commands, channel)
+        return
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        error = exc
+    if len(endings) == 1:
+        record_last_resort(connection, keys, worker_name, endings[0], error, channel)
+        return
+    half = len(endings) // 2
+    for part in (endings[:half], endings[half:]):  # the counters went with the first try
+        record_endings(connection, keys, worker_name, part, channel=channel)
+
+
+def record_last_resort(connection: redis.Redis, keys: Keys, worker_name: str, ending: Ending,
+                       error: BaseException, channel: scripts.Channel | None = None) -> None:
+    """Fail the job of an ending that cannot be written, with a reason in plain ASCII.
+
+    Its dependents that allow failure are released and ``Job.wait()`` callers woken,
+    as for any failure. If even that cannot be written (a key of the wrong type),
+    the job is taken out of the worker's hands and marked failed by
+    :func:`geventq.lifecycle.fail_started`. Raises only transient errors.
+    """
+    job = ending.job
+    reason = f"geventq could not record how job {job.id} ({job.func_name}) ended " \
+             f"({ending.outcome}), so it is failed instead: {describe(error)}"
+    if ending.outcome != "finished" and ending.payload:
+        reason += f"\nHow it ended:\n{ending.payload}"
+    reason = ascii_text(reason)
+    logger.error("%s", reason.splitlines()[0])
+    try:
+        lifecycle.end_jobs(connection, keys, worker_name,
+                           [Ending(job, "failed", reason, last_resort=True)], channel=channel)
+        return
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        second = exc
+    logger.error("job %s: its failure could not be recorded either (%s); taking it out of "
+                 "worker %s's hands", ascii_text(job.id), describe(second), worker_name)
+    lifecycle.fail_started(connection, keys, worker_name, job.id, job.origin or "",
+                           f"{reason}\nThen: {describe(second)}")
