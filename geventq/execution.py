@@ -19,9 +19,9 @@ from typing import Any
 
 from .callbacks import run_failure_callback, run_success_callback
 from .context import reset_current_job, set_current_job
+from .endings import Ending
 from .exceptions import DeserializationError, ShutdownRequested, StopRequested
 from .job import Job
-from .lifecycle import Ending
 
 logger = logging.getLogger("geventq.worker")
 
@@ -37,17 +37,21 @@ def no_death_penalty(job: Job) -> ContextManager:
 
 def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
             exception_handlers: Sequence[ExceptionHandler] = (),
-            default_result_ttl: int | None = None) -> Ending:
+            default_result_ttl: int | None = None,
+            stop_region: DeathPenalty = no_death_penalty) -> Ending:
     """Run ``job`` and return how it ended.
 
-    ``ShutdownRequested`` propagates: the caller puts the job back on its queue.
+    ``stop_region(job)`` wraps the call of the function alone: the stretch in which
+    a ``StopRequested`` may be raised (the job then ends ``stopped``); exception
+    handlers and callbacks run outside it. ``ShutdownRequested`` propagates: the
+    caller puts the job back on its queue.
     """
     started = time.monotonic()
     token = set_current_job(job)
     try:
         try:
             func, args, kwargs = load_call(job)
-            with death_penalty(job):
+            with stop_region(job), death_penalty(job):
                 result = func(*args, **kwargs)
         finally:
             reset_current_job(token)

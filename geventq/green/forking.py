@@ -152,20 +152,23 @@ class ForkPool:
         (the child is killed first, the caller puts the job back on its queue)."""
         with self._slots:
             started = time.monotonic()
+            child = None
             try:
-                child = self._send(job)
-            except Exception as error:  # cannot fork (out of memory, process limit)
-                return self._failed(job, error, started)
-            try:
-                reply, why = self._wait(child, job)
+                # geventq stop interrupts this stretch only (not the handlers below)
+                with self.worker.stop_region(job):
+                    child = self._send(job)
+                    reply, why = self._wait(child, job)
             except StopRequested:
-                self._kill(child)
+                if child is not None:
+                    self._kill(child)
                 return _ending(job, "stopped", "stopped: geventq stop was requested", started)
-            except Exception as error:  # a broken pipe, a reply that cannot be read
-                self._kill(child)
+            except Exception as error:  # cannot fork, a broken pipe, a reply that cannot be read
+                if child is not None:
+                    self._kill(child)
                 return self._failed(job, error, started)
             except BaseException:  # cold shutdown: the job goes back, its child goes away
-                self._kill(child)
+                if child is not None:
+                    self._kill(child)
                 raise
             if reply is not None:
                 return self._finished(child, job, reply)

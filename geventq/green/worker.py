@@ -23,19 +23,22 @@ from gevent.event import Event
 from .. import lifecycle, scripts
 from ..connection import clone_connection
 from ..defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_BLOCKING_TIME
-from ..exceptions import ShutdownRequested, StopRequested
+from ..exceptions import ShutdownRequested
 from ..execution import execute
 from ..job import Job
 from ..lifecycle import Ending
+from ..recording import RETRY_CAP
+from ..redis_errors import describe, is_transient
 from ..scheduler import scheduler_for_worker
 from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
 from ..worker.heartbeat import HeartbeatThread
 from ..worker.recovery import DeadWorkerRecovery, lost_claims
-from .finisher import BUNCH, GATHER, RETRY_CAP, EndingsWriter, StopListener
+from .finisher import BUNCH, GATHER, EndingsWriter
 from .forking import ForkPool, fork_settings
 from .hubguard import HubGuard
 from .shutdown import Shutdown
+from .stopping import StopListener
 from .timeouts import gevent_death_penalty
 
 logger = logging.getLogger("geventq.worker")
@@ -97,6 +100,8 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
         self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
         self._running: dict[str, gevent.Greenlet] = {}
+        self._stop_requests: set[str] = set()  # ids of running jobs that geventq stop named
+        self._in_stop_region: dict[str, gevent.Greenlet] = {}  # see stop_region
         self._endings: list[Ending] = []
         self._endings_ready = Event()
         self._flushing = False
@@ -120,15 +125,6 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         # claim's round trip (the job a wake token named, or those the last claim peeked at)
         self._candidates: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._drained: set[tuple[str, ...]] = set()  # lanes whose last claim emptied them
-
-    # -- public control ----------------------------------------------------
-    def stop_job(self, job_id: str) -> bool:
-        """Stop one running job of this worker; True if it was running here."""
-        greenlet = self._running.get(job_id)
-        if greenlet is None:
-            return False
-        greenlet.kill(StopRequested(f"job {job_id} stopped on request"), block=False)
-        return True
 
     # -- the main loop -------------------------------------------------------
     def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
@@ -234,10 +230,12 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 jobs = lifecycle.start(self.connection, self.keys, self.name, claimed,
                                        job_class=self.job_class, serializer=self.serializer,
                                        channel=self._channels[0])
-        except redis.RedisError as exc:
-            self._unstarted = claimed  # started on the next turn, not left in limbo
+        except Exception as exc:  # not only Redis errors: what Redis holds is not trusted
+            # started on the next turn, not left in limbo; after an error retrying cannot
+            # fix, the self-check finds (and starts, or drops) what the claim took
+            self._unstarted = claimed if is_transient(exc) else []
             self._next_self_check = 0.0  # a claim's reply may have been lost
-            self._backoff("claim", exc)
+            self._backoff("claiming jobs", exc)
             return 0
         self._unstarted = []
         self._redis_failures = 0
@@ -261,7 +259,7 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             lost = lost_claims(self.connection, self.keys, self.name, held)
             jobs = lifecycle.start(self.connection, self.keys, self.name, lost,
                                    job_class=self.job_class, serializer=self.serializer)
-        except redis.RedisError as exc:
+        except Exception as exc:
             self._next_self_check = 0.0
             self._backoff("checking its in-flight jobs", exc)
             return
@@ -289,21 +287,27 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 if isinstance(token, Exception):
                     raise token
             self._redis_failures = 0
-        except redis.RedisError as exc:
+            if token is not None and token[1] != b"1":  # enqueue named a job: start it with the claim
+                queue_name = self._queue_of_wake[as_str(token[0])]
+                lane = self._green_queue_names if queue_name in self._green_queue_names \
+                    else self.fork_queue_names
+                self._candidates[tuple(lane)] = [(queue_name, as_str(token[1]))]
+        except Exception as exc:
             self._next_self_check = 0.0
             self._backoff("waiting for jobs", exc)
-            return
-        if token is not None and token[1] != b"1":  # enqueue named a job: start it with the claim
-            queue_name = self._queue_of_wake[as_str(token[0])]
-            lane = self._green_queue_names if queue_name in self._green_queue_names \
-                else self.fork_queue_names
-            self._candidates[tuple(lane)] = [(queue_name, as_str(token[1]))]
 
     def _backoff(self, what: str, exc: Exception) -> None:
+        """Wait before the next try: a transient error is retried with back-off; any
+        other (a bug, or data no script accepts) is logged as an error and the worker
+        goes on, never in a busy loop."""
         self._redis_failures += 1
         delay = backoff_delay(self._redis_failures, cap=RETRY_CAP)
-        logger.warning("Redis unavailable while %s (%s: %s); retrying in %.1f s", what,
-                       type(exc).__name__, exc, delay)
+        if is_transient(exc):
+            logger.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
+                           describe(exc), delay)
+        else:
+            logger.error("error while %s (%s); going on in %.1f s", what, describe(exc), delay,
+                         exc_info=not isinstance(exc, redis.RedisError))
         self._stopping.wait(delay)
 
     def _check_suspended(self) -> bool:
@@ -332,10 +336,11 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 ending = self._forks.run(job)  # type: ignore[union-attr]
             else:
                 ending = execute(job, self.death_penalty, self.exception_handlers,
-                                 self.default_result_ttl)
+                                 self.default_result_ttl, stop_region=self.stop_region)
         except (ShutdownRequested, gevent.GreenletExit):
             self._return_to_queue(job)
         finally:
+            self._stop_requests.discard(job.id)
             # a job leaves _running only once its ending is queued for writing (or it is
             # back on its queue): the self-check must always find it in one of the two
             if ending is not None:
