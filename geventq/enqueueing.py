@@ -44,7 +44,7 @@ def no_cyclic_gc() -> Iterator[None]:
 
 def is_plain(job: Job) -> bool:
     """True when ``enqueue_batch.lua`` can write the job (no dependencies, no schedule)."""
-    return not job.dependency_ids and "scheduled_at" not in job.extra
+    return not job.dependency_ids and job.scheduled_at is None
 
 
 def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,

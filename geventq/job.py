@@ -60,6 +60,7 @@ class Job(JobActions):
     enqueued_at = Timestamp()
     started_at = Timestamp()
     ended_at = Timestamp()
+    scheduled_at = Timestamp()  # when a job of enqueue_at / enqueue_in is due
     timeout: int | None = None
     result_ttl: int | None = None
     failure_ttl: int | None = None
@@ -196,9 +197,12 @@ class Job(JobActions):
     def own_fields(self) -> list[Any]:
         """The remaining hash fields of a new job (besides shared fields and data)."""
         if self._description is None and not self.meta and not self.dependency_ids \
-                and not self.allow_dependency_failure and not self.extra:
+                and not self.allow_dependency_failure and not self.extra \
+                and self.scheduled_at is None:
             return []  # the common case, tested at once
         fields: list[Any] = []
+        if self.scheduled_at is not None:
+            fields += ("scheduled_at", repr(self.scheduled_at.timestamp()))
         if self._description is not None:
             fields += ("description", self._description)
         if self.meta:
@@ -389,7 +393,7 @@ _BINARY_FIELDS = frozenset({"data", "meta", "result"})
 _KNOWN_FIELDS = frozenset({
     "func", "data", "description", "origin", "status", "created_at", "enqueued_at",
     "started_at", "ended_at", "timeout", "result_ttl", "failure_ttl", "ttl", "meta",
-    "exc_info", "worker_name", "deps", "allow_failure", "at_front", "result",
+    "exc_info", "worker_name", "deps", "allow_failure", "at_front", "result", "scheduled_at",
 })
 
 

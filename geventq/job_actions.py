@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from . import scripts
-from .defaults import DEFAULT_FAILURE_TTL
+from .defaults import DEFAULT_FAILURE_TTL, MAX_TTL
 from .exceptions import InvalidJobOperation, JobFailed, NoSuchJobError
 from .keys import REGISTRY_NAMES
+from .releasing import child_args, child_keys, with_queues
 from .status import TERMINAL_STATUSES, JobStatus
 from .utils import as_str, now
 
@@ -86,16 +87,41 @@ class JobActions:
 
     # -- operations on this job alone ---------------------------------------
     def cancel(self) -> None:
-        """Cancel a queued, deferred or scheduled job: it will never run."""
-        origin = self._origin_or_load()
+        """Cancel a job that has not ended: queued, deferred, scheduled or started.
+
+        It ends ``canceled`` (in ``canceled_job_registry``) at once and never runs, or
+        runs no further: a started job is stopped where its worker can stop it (a
+        GeventWorker, as by ``geventq stop``), and whatever its run returns is not
+        recorded. Its dependents that allow failure are released. A job that has ended
+        raises ``InvalidJobOperation``.
+        """
         k = self.keys
-        reply = scripts.call(self.connection, "cancel", [
-            self.key, k.queue(origin), k.registry("deferred", origin),
-            k.registry("scheduled", origin), k.registry("canceled", origin),
-            k.expiring(origin), k.waiters(self.id), k.done(self.id),
-        ], [self.id, repr(now()), self.failure_ttl or DEFAULT_FAILURE_TTL])
-        _check_reply(reply, self.id, "cancel")
-        self._status = "canceled"
+        origin = self._origin_or_load()
+        worker, children = "", []
+        ttl = self.failure_ttl  # as read from Redis: kept only if Redis can take it
+        ttl = ttl if ttl.__class__ is int and (ttl == -1 or 0 < ttl <= MAX_TTL) \
+            else DEFAULT_FAILURE_TTL
+        for _ in range(100):  # retried only while the job moves under us
+            reply = scripts.call(self.connection, "cancel", [
+                self.key, k.queue(origin), k.registry("deferred", origin),
+                k.registry("scheduled", origin), k.registry("canceled", origin),
+                k.expiring(origin), k.waiters(self.id), k.done(self.id),
+                k.registry("started", origin), k.worker_jobs(worker) if worker else self.key,
+                k.pending(self.id), k.dependents(self.id), k.queues,
+                *child_keys(k, children),
+            ], [self.id, repr(now()), ttl, worker,
+                k.stop_channel(), len(children), *child_args(children)])
+            outcome = as_str(reply[0])
+            if outcome == "worker":  # started meanwhile: its worker's in-flight set is needed
+                worker = as_str(reply[1])
+            elif outcome == "dependents":  # they are released with it: their keys are needed
+                ids = [as_str(i) for i in reply[1]]
+                children = with_queues(self.connection, k, [(ids, origin)])[0]
+            else:
+                _check_reply(reply, self.id, "cancel")
+                self._status = "canceled"
+                return
+        raise InvalidJobOperation(f"cannot cancel job {self.id}: it keeps changing")
 
     def requeue(self, at_front: bool = False) -> JobActions:
         """Put a failed, stopped or canceled job back on its queue."""

@@ -28,7 +28,7 @@ from .registry import (
 from .retry import retry_fields
 from .scheduling import due_in, due_timestamp
 from .serializers import resolve_serializer
-from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl
+from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, to_datetime
 
 # Keywords of enqueue() that are job options, never passed to the function.
 JOB_OPTIONS = frozenset({
@@ -129,7 +129,7 @@ class Queue:
         job = self._build_job(f, f_args, f_kwargs, options)
         if not self.is_async:
             return run_inline(self, job)
-        job.extra["scheduled_at"] = repr(due)
+        job.scheduled_at = to_datetime(due)
         return self.enqueue_job(job)
 
     def enqueue_call(self, func: Any, args: Iterable | None = None, kwargs: dict | None = None,
@@ -237,7 +237,7 @@ class Queue:
             keys.append(k.dependents(dep))
         args = [job.id, name, repr(stamp), "1" if job.at_front else "0", job.ttl or -1,
                 len(deps), "1" if job.allow_dependency_failure else "0",
-                job.extra.get("scheduled_at", ""), *deps]
+                "" if job.scheduled_at is None else repr(job.scheduled_at.timestamp()), *deps]
         for field, value in job.to_mapping(stamp).items():
             if value is not None:
                 args.append(field)

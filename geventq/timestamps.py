@@ -1,4 +1,4 @@
-"""The four datetimes of a job, converted from the stored hash only when read."""
+"""The datetimes of a job, converted from the stored hash only when read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 from .utils import to_datetime
 
-TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at")
+# scheduled_at: when a job of enqueue_at / enqueue_in is due (None for any other job)
+TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at", "scheduled_at")
 
 
 class Timestamp:
