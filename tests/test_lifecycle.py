@@ -197,15 +197,6 @@ def test_wait_returns_result_or_raises(queue, connection):
         bad.wait(timeout=1)
 
 
-def test_cancel_of_a_started_job_is_refused(queue, connection):
-    from geventq.exceptions import InvalidJobOperation
-
-    job = queue.enqueue(jobs.noop)
-    claim_one(queue)
-    with pytest.raises(InvalidJobOperation, match="started"):
-        Job.fetch(job.id, connection=connection).cancel()
-
-
 def test_cold_shutdown_requeues_jobs_whose_greenlets_never_ran(queue, connection):
     from geventq.green.worker import GeventWorker
 
