@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .callbacks import run_failure_callback, run_success_callback
 from .defaults import DEFAULT_RESULT_TTL
+from .endings import storable_text
 from .exceptions import NoSuchJobError
 from .job import Job
 from .utils import now
@@ -30,7 +31,7 @@ def run_inline(queue: Queue, job: Job) -> Job:
         result = job.perform()
     except Exception:
         status, ttl, registry = "failed", job.failure_ttl, queue.failed_job_registry
-        job.exc_info = mapping["exc_info"] = traceback.format_exc()
+        job.exc_info = mapping["exc_info"] = storable_text(traceback.format_exc())
         run_failure_callback(job, sys.exc_info())
     else:
         status, registry = "finished", queue.finished_job_registry

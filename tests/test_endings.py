@@ -342,3 +342,12 @@ def test_a_job_stopped_before_its_greenlet_ran_ends_stopped_without_running(queu
     assert jobs_endings.runs(connection, job.id) == 0
     assert not worker.stop_job(job.id)  # it runs here no more
     gevent.sleep(0)
+
+
+def test_an_inline_job_failing_with_unencodable_text_is_stored(connection):
+    from geventq import Queue
+    from tests import jobs_endings
+
+    inline = Queue("inline", connection=connection, is_async=False)
+    job = inline.enqueue(jobs_endings.raise_surrogate)
+    assert job.get_status() == "failed" and "caf\\udcff.csv" in job.exc_info
