@@ -111,7 +111,7 @@ class DeferredJobRegistry(BaseRegistry):
 
 
 class CanceledJobRegistry(BaseRegistry):
-    """Jobs canceled before they ran."""
+    """Jobs canceled before they ended (see Job.cancel)."""
 
     kind = "canceled"
     scored_by_expiry = True

@@ -165,3 +165,15 @@ def test_a_job_the_hub_guard_fails_releases_its_allow_failure_dependents(
     assert hog.get_status() == "failed"
     assert tolerant.get_status() == "queued" and queue.job_ids == [tolerant.id]
     assert strict.get_status() == "deferred"
+
+
+@pytest.mark.parametrize("worker_class", WORKERS)
+def test_a_claim_error_retrying_cannot_fix_is_logged_and_the_worker_goes_on(
+        queue, connection, start_worker, worker_class):
+    connection.set(queue.keys.queue("broken"), "not a list")  # a hostile writer
+    worker = start_worker("-w", worker_class, "broken", *QUIET)
+    worker.wait_for_output("error while", timeout=15)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    output = worker.output()
+    assert "WRONGTYPE" in output and "Redis unavailable" not in output, output
