@@ -21,6 +21,7 @@ from .exceptions import DeserializationError, NoSuchJobError
 from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
 from .keys import Keys, resolve_keys
+from .names import check_job_id, job_id_to_look_up
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
@@ -123,17 +124,18 @@ class Job(JobActions):
 
         ``_resolved``: connection, serializer and keys are a queue's own (checked already).
         """
-        if id is not None and (not isinstance(id, str) or not id or ":" in id or " " in id):
-            raise ValueError(f"job_id must be a non-empty string without ':' or spaces, got {id!r}")
+        if id is not None:
+            check_job_id(id)
         if meta is not None and not isinstance(meta, dict):
             raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
-        if description is not None and not isinstance(description, str):
-            raise ValueError(f"description must be a string, got {description!r}")
+        if description is not None:
+            _check_text(description, "description")
         if _resolved:
             job = cls._new(id, connection, serializer, keys)
         else:
             job = cls(id, connection=connection, serializer=serializer, keys=keys)
         job.func_name, job._instance = _describe(func)
+        _check_text(job.func_name, "the function's dotted path")
         if args is not None:
             job._args = tuple(args)
         if kwargs is not None and not isinstance(kwargs, dict):
@@ -223,7 +225,9 @@ class Job(JobActions):
     @classmethod
     def fetch(cls, id: str, connection: redis.Redis | None = None, serializer: Any = None,
               prefix: str | None = None, keys: Keys | None = None) -> Job:
-        """Load a job; raises NoSuchJobError when it does not exist."""
+        """Load a job; raises NoSuchJobError when it does not exist (ValueError for an
+        id that is not a non-empty string)."""
+        id = job_id_to_look_up(id)
         job = cls(id, connection=connection, serializer=serializer, prefix=prefix, keys=keys)
         job.refresh()
         return job
@@ -232,8 +236,14 @@ class Job(JobActions):
     def fetch_many(cls, ids: Iterable[str], connection: redis.Redis | None = None,
                    serializer: Any = None, prefix: str | None = None,
                    keys: Keys | None = None) -> list[Job | None]:
-        """Load many jobs in one round trip; None where a job does not exist."""
-        ids = list(ids)
+        """Load many jobs in one round trip; None where a job does not exist.
+
+        Raises ValueError, before anything is read, for an id that is not a
+        non-empty string (``bytes`` are decoded).
+        """
+        if isinstance(ids, (str, bytes)):
+            raise ValueError(f"fetch_many takes a list of job ids, got {ids!r}")
+        ids = [job_id_to_look_up(job_id) for job_id in ids]
         connection = resolve_connection(connection)
         keys = resolve_keys(keys, prefix)
         pipe = connection.pipeline(transaction=False)
@@ -391,6 +401,18 @@ _KNOWN_FIELDS = frozenset({
     "started_at", "ended_at", "timeout", "result_ttl", "failure_ttl", "ttl", "meta",
     "exc_info", "worker_name", "deps", "allow_failure", "at_front", "result",
 })
+
+
+def _check_text(value: Any, what: str) -> None:
+    """Refuse text that Redis could not be sent (a lone surrogate cannot be UTF-8)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {value!r}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} cannot be stored: it is not valid Unicode text (it "
+                             f"holds a lone surrogate), got {value!r}") from None
 
 
 def _int(value: Any) -> int | None:

@@ -48,7 +48,7 @@ from ..exceptions import ChildProcessDied, JobTimeoutException, StopRequested
 from ..execution import run_exception_handlers
 from ..job import Job
 from ..lifecycle import Ending
-from .forkchild import CALLBACK, FRAME_HEADER, REPLY, child_main
+from .forkchild import CALLBACK, FRAME_HEADER, JOB, REPLY, child_main, encode_frame
 
 logger = logging.getLogger("geventq.worker")
 
@@ -95,7 +95,8 @@ class ChildProcess:
         self._buffer = b""
 
     def send(self, job_id: str) -> None:
-        data = memoryview(job_id.encode() + b"\n")
+        """Hand the child one job id, framed (any id, newlines included, stays one id)."""
+        data = memoryview(encode_frame(JOB, job_id.encode("utf-8", "surrogateescape")))
         while data:
             data = data[gevent.os.nb_write(self.requests_fd, data):]
 
