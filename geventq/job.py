@@ -25,7 +25,7 @@ from .names import check_job_id, job_id_to_look_up
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
-from .utils import as_str, to_datetime
+from .utils import as_str, storable_text, to_datetime
 
 # module-level function -> its dotted path: described once, not at every enqueue
 _FUNCTION_NAMES: dict[FunctionType, str] = {}
@@ -129,13 +129,13 @@ class Job(JobActions):
         if meta is not None and not isinstance(meta, dict):
             raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
         if description is not None:
-            _check_text(description, "description")
+            storable_text(description, "description")
         if _resolved:
             job = cls._new(id, connection, serializer, keys)
         else:
             job = cls(id, connection=connection, serializer=serializer, keys=keys)
         job.func_name, job._instance = _describe(func)
-        _check_text(job.func_name, "the function's dotted path")
+        storable_text(job.func_name, "the function's dotted path")
         if args is not None:
             job._args = tuple(args)
         if kwargs is not None and not isinstance(kwargs, dict):
@@ -401,18 +401,6 @@ _KNOWN_FIELDS = frozenset({
     "started_at", "ended_at", "timeout", "result_ttl", "failure_ttl", "ttl", "meta",
     "exc_info", "worker_name", "deps", "allow_failure", "at_front", "result",
 })
-
-
-def _check_text(value: Any, what: str) -> None:
-    """Refuse text that Redis could not be sent (a lone surrogate cannot be UTF-8)."""
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {value!r}")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError(f"{what} cannot be stored: it is not valid Unicode text (it "
-                             f"holds a lone surrogate), got {value!r}") from None
 
 
 def _int(value: Any) -> int | None:
