@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-# ':' separates the parts of a key; ',' separates the ids of a job's 'deps' field
-_JOB_ID_FORBIDDEN = (":", ",", " ")
-_NAME_FORBIDDEN = (":", " ")
+# ':' separates the parts of a key; ',' separates the ids of a job's 'deps' field and
+# the queue names of a worker's record
+_FORBIDDEN = (":", ",", " ")
 
 
 def check_job_id(value: Any, what: str = "job_id") -> str:
-    """Return ``value`` if it may be a new job's id; else raise ``ValueError`` naming it.
+    """Return ``value`` if it may be a new job's id (or a queue or worker name); else
+    raise ``ValueError`` naming it.
 
     A job id is a non-empty string of printable characters (``str.isprintable``:
     no control, format, separator or surrogate characters, so no newline or tab
@@ -25,7 +26,7 @@ def check_job_id(value: Any, what: str = "job_id") -> str:
     """
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    if not value.isprintable() or any(c in value for c in _JOB_ID_FORBIDDEN):
+    if not value.isprintable() or any(c in value for c in _FORBIDDEN):
         raise ValueError(f"{what} must hold printable characters only, without spaces, ':' "
                          f"or ',' (no control characters), got {value!r}")
     return value
@@ -47,20 +48,11 @@ def job_id_to_look_up(value: Any, what: str = "job id") -> str:
 
 
 def check_queue_name(value: Any, what: str = "queue name") -> str:
-    """Return a valid queue name: a non-empty string of printable characters without
-    spaces or ``:``; else raise ``ValueError`` naming it."""
-    return _check_name(value, what)
+    """Return a valid queue name (the rule of :func:`check_job_id`); else raise
+    ``ValueError`` naming it."""
+    return check_job_id(value, what)
 
 
 def check_worker_name(value: Any, what: str = "worker name") -> str:
-    """Return a valid worker name (the same rule as a queue name)."""
-    return _check_name(value, what)
-
-
-def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    if not value.isprintable() or any(c in value for c in _NAME_FORBIDDEN):
-        raise ValueError(f"{what} must hold printable characters only, without spaces or "
-                         f"':' (no control characters), got {value!r}")
-    return value
+    """Return a valid worker name (the rule of :func:`check_job_id`)."""
+    return check_job_id(value, what)

@@ -115,7 +115,7 @@ def test_lock_is_held_by_one_scheduler_and_released_for_the_next(connection, que
     assert first.hold_lock()  # renewing
     first.release()
     assert lock_holder(connection) is None and second.hold_lock()
-    with pytest.raises(ValueError, match="SCHEDULER_LOCK_TTL must be seconds >= 0.3, got 0"):
+    with pytest.raises(ValueError, match="SCHEDULER_LOCK_TTL must be seconds from 0.3 to 2147483647, got 0"):
         Scheduler(connection, queue.keys, "c", lock_ttl=0)
 
 

@@ -20,7 +20,7 @@ import gevent
 import redis
 from gevent.event import Event
 
-from .. import lifecycle, scripts
+from .. import lifecycle, scripts, setting_rules
 from ..connection import clone_connection
 from ..defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_BLOCKING_TIME
 from ..exceptions import ShutdownRequested, StopRequested
@@ -73,9 +73,10 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                  max_blocking_time: float | None = DEFAULT_MAX_BLOCKING_TIME,
                  **kwargs: Any) -> None:
         super().__init__(queues, **kwargs)
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-        self.concurrency = concurrency
+        self.concurrency = setting_rules.concurrency(concurrency, "concurrency")
+        if max_blocking_time is not None:
+            max_blocking_time = setting_rules.max_blocking_time(max_blocking_time,
+                                                                "max_blocking_time")
         pool = self.connection.connection_pool
         if getattr(pool, "max_connections", None) and pool.max_connections < concurrency + 50:
             # every job greenlet may need a connection at once (a cold shutdown puts
