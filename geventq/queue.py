@@ -155,7 +155,9 @@ class Queue:
                            options)
 
     def enqueue_many(self, job_datas: Iterable[EnqueueData]) -> list[Job]:
-        """Enqueue many jobs in few round trips (one per 5,000 jobs).
+        """Enqueue many jobs in one round trip (two when some have a ``job_id`` or
+        ``depends_on``: those are looked up first), as Lua calls of up to
+        :data:`~geventq.enqueueing.BATCH` (1,000) jobs each, each call atomic.
 
         Every job is built and validated before anything is written; a bad one
         raises and none is enqueued.
