@@ -43,8 +43,6 @@ def _describe(func: Any) -> tuple[str, Any]:
     return name, None
 
 
-
-
 class Job(JobActions):
     """A job: its function, arguments, options, status and result."""
 
@@ -236,11 +234,8 @@ class Job(JobActions):
     def fetch_many(cls, ids: Iterable[str], connection: redis.Redis | None = None,
                    serializer: Any = None, prefix: str | None = None,
                    keys: Keys | None = None) -> list[Job | None]:
-        """Load many jobs in one round trip; None where a job does not exist.
-
-        Raises ValueError, before anything is read, for an id that is not a
-        non-empty string (``bytes`` are decoded).
-        """
+        """Load many jobs in one round trip; None where a job does not exist (ValueError,
+        before anything is read, for an id that is not a non-empty string)."""
         if isinstance(ids, (str, bytes)):
             raise ValueError(f"fetch_many takes a list of job ids, got {ids!r}")
         ids = [job_id_to_look_up(job_id) for job_id in ids]

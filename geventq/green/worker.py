@@ -78,10 +78,10 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             max_blocking_time = setting_rules.max_blocking_time(max_blocking_time,
                                                                 "max_blocking_time")
         pool = self.connection.connection_pool
-        if getattr(pool, "max_connections", None) and pool.max_connections < concurrency + 50:
+        if getattr(pool, "max_connections", None) and pool.max_connections < self.concurrency + 50:
             # every job greenlet may need a connection at once (a cold shutdown puts
             # them all back together): redis-py's default of 100 would raise
-            pool.max_connections = concurrency + 50
+            pool.max_connections = self.concurrency + 50
         # Two lanes, each claimed on its own so that neither takes more jobs than it has
         # slots: greenlets (`concurrency`) and forked children (`fork_concurrency`, see
         # geventq.green.forking). Within a lane, queues keep their priority order.
