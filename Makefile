@@ -1,11 +1,12 @@
 # Two commands do all the set-up on a fresh Linux machine:
 #   make demo   - create .venv, install geventq, run the README demo
 #   make test   - create .venv, install geventq with test extras, run the tests
+#   make fuzz   - the property-based tests with many more examples (minutes)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench redis-server clean
+.PHONY: demo test fuzz lint bench redis-server clean
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,11 @@ demo: $(VENV)/.installed redis-server
 
 test: $(VENV)/.installed redis-server
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The property-based (hypothesis) tests with many more examples than the suite runs.
+fuzz: $(VENV)/.installed redis-server
+	GEVENTQ_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider -m hypothesis \
+	  -o timeout=3600 --hypothesis-show-statistics
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check geventq tests bench examples

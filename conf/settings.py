@@ -1,7 +1,9 @@
 """geventq settings: `geventq worker -c conf/settings.py` or `geventq pool -c ...`.
 
 Every key geventq reads is listed here with its default. Options given on the
-command line beat this file. Only UPPERCASE names are read.
+command line beat this file. Only UPPERCASE names are read. A value out of its
+range (given below) stops `geventq worker` and `geventq pool` at start with one
+line naming the key and the value, exit code 3; None means the default.
 """
 
 # --- Redis -----------------------------------------------------------------
@@ -41,30 +43,33 @@ EXCEPTION_HANDLERS = []        # dotted paths: handler(job, exc_type, exc_value,
 SENTRY_DSN = None              # report failures to Sentry (pip install 'geventq[sentry]')
 
 # --- How the worker runs --------------------------------------------------------
-CONCURRENCY = 100              # jobs at once in one GeventWorker (greenlets)
+CONCURRENCY = 100              # jobs at once in one GeventWorker (greenlets), 1 to 100000
 BURST = False                  # run what is queued, then exit
 MAX_JOBS = None                # exit after this many jobs (the pool starts a fresh worker)
 NAME = None                    # worker name; default hostname.pid.random
 LOGGING_LEVEL = "INFO"         # INFO logs one line per job start/end; WARNING none
 NO_WAIT = False                # exit at once if Redis is down at start, instead of retrying
-HEARTBEAT_INTERVAL = 5         # seconds between heartbeats; a worker is dead 2 intervals + 1 s after its last
+HEARTBEAT_INTERVAL = 5         # seconds between heartbeats (0.1 to 3600); a worker is dead 2 intervals + 1 s
+                               # after its last
 SHUTDOWN_GRACE = 30            # seconds a warm shutdown lets running jobs finish
 MAX_ABANDONED_REQUEUES = 1     # times a job of a dead or cold-stopped worker is requeued before it fails
                                # (docs/reliability.md: live workers recover dead ones' jobs)
-DEFAULT_RESULT_TTL = 500       # seconds results are kept unless a job says otherwise
+DEFAULT_RESULT_TTL = 500       # seconds results are kept unless a job says otherwise: whole seconds
+                               # up to 2147483647, 0 (deleted at once) or -1 (forever)
 
 # --- CPU-bound jobs: fork queues and the hub guard (docs/workers.md) ----------------
 FORK_QUEUES = []               # --fork-queue: queues whose jobs run in forked child processes
-FORK_CONCURRENCY = None        # children at once; None: one per CPU
+FORK_CONCURRENCY = None        # children at once (1 to 4096); None: one per CPU
 MODE = "gevent"                # "fork": every queue of the worker is a fork queue
-MAX_BLOCKING_TIME = 1.0        # seconds a job may hold the gevent hub before a warning; 0: off
+MAX_BLOCKING_TIME = 1.0        # seconds (0.01 or more) a job may hold the gevent hub before a warning; 0: off
 
 # --- Scheduling, retries with intervals, periodic jobs -----------------------------
 # The scheduler queues jobs of enqueue_at/enqueue_in and retries with an interval when
 # they are due (within ~1 s), and enqueues PERIODIC. Any number of workers may run it;
 # one is active per Redis at a time (a lock in Redis).
 WITH_SCHEDULER = False         # --with-scheduler: this worker is a scheduler candidate
-SCHEDULER_LOCK_TTL = 10        # seconds; if the active scheduler dies, another takes over within this
+SCHEDULER_LOCK_TTL = 10        # seconds (0.3 or more); if the active scheduler dies, another takes over
+                               # within this
 # Periodic jobs: (schedule, func, args, kwargs, options), the last three optional, or a dict
 # with those keys. schedule: a cron string (UTC; 6 fields = seconds last) or an interval in
 # seconds. options: queue (default "default"), name (unique; default "<func> <schedule>")
@@ -75,7 +80,7 @@ SCHEDULER_LOCK_TTL = 10        # seconds; if the active scheduler dies, another 
 PERIODIC = []
 
 # --- geventq pool (the launcher; see docs/deployment.md) ---------------------------
-# WORKERS = 4                  # worker processes; default one per CPU; -N/--workers wins
+# WORKERS = 4                  # worker processes (1 to 4096); default one per CPU; -N/--workers wins
 # WORKER_TIMEOUT = 60          # seconds without a heartbeat before a worker is killed and replaced
 # WORKER_BOOT_TIMEOUT = 30     # seconds a new worker has to beat the first time
 # MAX_MEMORY = "512M"          # RSS limit per worker (bytes or '512M', '1.5G'); over it: recycled

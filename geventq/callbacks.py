@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
 from .callables import check_importable_from_worker, describe_callable
-from .utils import import_attribute, parse_timeout
+from .utils import import_attribute, parse_timeout, storable_text
 
 logger = logging.getLogger("geventq.worker")
 
@@ -57,6 +57,7 @@ def callback_name(func: Any, option: str = "callback") -> str:
     """The dotted path of a callback; raises ValueError naming what a worker cannot import."""
     try:
         name, instance = describe_callable(func)
+        storable_text(name, "the dotted path")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{option}: {exc}") from None
     if instance is not None:

@@ -22,4 +22,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BOOT_ERROR = 3  # bad config, import error, bad URL: restarting will not help
 EXIT_HUB_BLOCKED = 4  # a job blocked the hub past its timeout; the worker stopped itself
-MAX_TTL = 10**12  # seconds: the longest ttl a job keeps (far beyond use, within what EXPIRE takes)
+# seconds: the longest duration or ttl anything takes (about 68 years; EXPIRE, ZADD and Lua
+# numbers all hold it exactly)
+MAX_SECONDS = 2**31 - 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .job_actions import JobActions
+from .names import check_job_id
 
 
 class Dependency:
@@ -33,9 +34,8 @@ def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
     ids = []
     for item in items:
         if isinstance(item, JobActions):
-            ids.append(item.id)
-        elif isinstance(item, str) and item:
-            ids.append(item)
-        else:
+            item = item.id
+        elif not isinstance(item, str):
             raise ValueError(f"depends_on takes Jobs or job ids, got {item!r}")
+        ids.append(check_job_id(item, "depends_on"))
     return ids, allow_failure

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, MAX_TTL
+from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, MAX_SECONDS
 from .job import Job
 from .keys import Keys
 from .retry import has_retry
@@ -58,9 +58,9 @@ class Ending:
                 ttl, name = self.default_result_ttl, "the worker's DEFAULT_RESULT_TTL"
         else:
             ttl, name = self.job.failure_ttl or DEFAULT_FAILURE_TTL, "failure_ttl"
-        if ttl.__class__ is not int or not -1 <= ttl <= MAX_TTL:
+        if ttl.__class__ is not int or not -1 <= ttl <= MAX_SECONDS:
             raise ValueError(f"{name} of job {self.job.id} is {ttl!r}: not a whole number of "
-                             f"seconds from -1 to {MAX_TTL}")
+                             f"seconds from -1 to {MAX_SECONDS}")
         return ttl
 
     @property

@@ -73,9 +73,22 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
 
 def check_batch_reply(reply: list) -> None:
     """Raise when ``enqueue_batch.lua`` refused its batch (nothing of it was written)."""
-    if as_str(reply[0]) == "duplicate":
+    outcome = as_str(reply[0])
+    if outcome == "duplicate":
         raise DuplicateJobError(f"job id {as_str(reply[1])!r} is taken by a job that is "
                                 f"{as_str(reply[2])}")
+    check_invalid_reply(reply)
+
+
+def check_invalid_reply(reply: list) -> None:
+    """Raise ValueError when an enqueue script refused an argument (it wrote nothing).
+
+    The values are checked before they are sent, so this means a caller built
+    the script's arguments by hand, or a bug: either way, nothing was written.
+    """
+    if as_str(reply[0]) == "invalid":
+        raise ValueError(f"enqueue refused by Redis, nothing written: bad {as_str(reply[1])} "
+                         f"{as_str(reply[2])!r}")
 
 
 def write_one(queue: Queue, job: Job, stamp: float) -> None:

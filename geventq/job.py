@@ -21,10 +21,11 @@ from .exceptions import DeserializationError, NoSuchJobError
 from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
 from .keys import Keys, resolve_keys
+from .names import check_job_id, job_id_to_look_up
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
-from .utils import as_str, to_datetime
+from .utils import as_str, storable_text, to_datetime
 
 # module-level function -> its dotted path: described once, not at every enqueue
 _FUNCTION_NAMES: dict[FunctionType, str] = {}
@@ -40,8 +41,6 @@ def _describe(func: Any) -> tuple[str, Any]:
         if len(_FUNCTION_NAMES) < 4096:
             _FUNCTION_NAMES[func] = name
     return name, None
-
-
 
 
 class Job(JobActions):
@@ -124,17 +123,18 @@ class Job(JobActions):
 
         ``_resolved``: connection, serializer and keys are a queue's own (checked already).
         """
-        if id is not None and (not isinstance(id, str) or not id or ":" in id or " " in id):
-            raise ValueError(f"job_id must be a non-empty string without ':' or spaces, got {id!r}")
+        if id is not None:
+            check_job_id(id)
         if meta is not None and not isinstance(meta, dict):
             raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
-        if description is not None and not isinstance(description, str):
-            raise ValueError(f"description must be a string, got {description!r}")
+        if description is not None:
+            storable_text(description, "description")
         if _resolved:
             job = cls._new(id, connection, serializer, keys)
         else:
             job = cls(id, connection=connection, serializer=serializer, keys=keys)
         job.func_name, job._instance = _describe(func)
+        storable_text(job.func_name, "the function's dotted path")
         if args is not None:
             job._args = tuple(args)
         if kwargs is not None and not isinstance(kwargs, dict):
@@ -227,7 +227,9 @@ class Job(JobActions):
     @classmethod
     def fetch(cls, id: str, connection: redis.Redis | None = None, serializer: Any = None,
               prefix: str | None = None, keys: Keys | None = None) -> Job:
-        """Load a job; raises NoSuchJobError when it does not exist."""
+        """Load a job; raises NoSuchJobError when it does not exist (ValueError for an
+        id that is not a non-empty string)."""
+        id = job_id_to_look_up(id)
         job = cls(id, connection=connection, serializer=serializer, prefix=prefix, keys=keys)
         job.refresh()
         return job
@@ -236,8 +238,11 @@ class Job(JobActions):
     def fetch_many(cls, ids: Iterable[str], connection: redis.Redis | None = None,
                    serializer: Any = None, prefix: str | None = None,
                    keys: Keys | None = None) -> list[Job | None]:
-        """Load many jobs in one round trip; None where a job does not exist."""
-        ids = list(ids)
+        """Load many jobs in one round trip; None where a job does not exist (ValueError,
+        before anything is read, for an id that is not a non-empty string)."""
+        if isinstance(ids, (str, bytes)):
+            raise ValueError(f"fetch_many takes a list of job ids, got {ids!r}")
+        ids = [job_id_to_look_up(job_id) for job_id in ids]
         connection = resolve_connection(connection)
         keys = resolve_keys(keys, prefix)
         pipe = connection.pipeline(transaction=False)

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from . import scripts
-from .defaults import DEFAULT_FAILURE_TTL, MAX_TTL
+from .defaults import DEFAULT_FAILURE_TTL, MAX_SECONDS
 from .exceptions import InvalidJobOperation, JobFailed, NoSuchJobError
 from .keys import REGISTRY_NAMES
 from .releasing import child_args, child_keys, with_queues
@@ -99,7 +99,7 @@ class JobActions:
         origin = self._origin_or_load()
         worker, children = "", []
         ttl = self.failure_ttl  # as read from Redis: kept only if Redis can take it
-        ttl = ttl if ttl.__class__ is int and (ttl == -1 or 0 < ttl <= MAX_TTL) \
+        ttl = ttl if ttl.__class__ is int and (ttl == -1 or 0 < ttl <= MAX_SECONDS) \
             else DEFAULT_FAILURE_TTL
         for _ in range(100):  # retried only while the job moves under us
             reply = scripts.call(self.connection, "cancel", [

@@ -43,7 +43,7 @@ from . import scripts
 from .callables import describe_callable
 from .keys import Keys
 from .queue import JOB_OPTIONS, Queue
-from .utils import as_str, now
+from .utils import MAX_SECONDS, as_str, now, parse_seconds
 
 logger = logging.getLogger("geventq.scheduler")
 
@@ -139,8 +139,9 @@ def _parse_entry(entry: Any) -> PeriodicJob:
     name = options.pop("name", None)
     if name is None:
         name = f"{func_name} {schedule if isinstance(schedule, str) else f'{schedule:g}s'}"
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not name or not name.isprintable():
+        raise ValueError(f"name must be a non-empty string of printable characters (no "
+                         f"control characters), got {name!r}")
     return PeriodicJob(name=name, schedule=schedule, func=func, func_name=func_name,
                        args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
                        options=options)
@@ -153,11 +154,11 @@ def _schedule(value: Any) -> str | float:
         return value
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or math.isinf(value):
-        raise ValueError(f"the schedule must be a cron string or an interval in seconds > 0, "
-                         f"got {value!r}")
-    return float(value)
+    try:
+        return parse_seconds(value, name="the schedule", above_minimum=True)
+    except ValueError:
+        raise ValueError(f"the schedule must be a cron string or an interval in seconds > 0 "
+                         f"(at most {MAX_SECONDS}), got {value!r}") from None
 
 
 class PeriodicEnqueuer:

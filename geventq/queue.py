@@ -17,6 +17,7 @@ from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
 from .job import Job
 from .keys import Keys, resolve_keys
+from .names import check_queue_name
 from .registry import (
     CanceledJobRegistry,
     DeferredJobRegistry,
@@ -72,10 +73,7 @@ class Queue:
                  default_timeout: Any = None, is_async: bool = True, serializer: Any = None,
                  job_class: type[Job] | str | None = None, prefix: str | None = None,
                  keys: Keys | None = None, default_result_ttl: int | None = None):
-        if not isinstance(name, str) or not name or any(c in name for c in ": \t\n"):
-            raise ValueError(f"queue name must be a non-empty string without ':' or "
-                             f"whitespace, got {name!r}")
-        self.name = name
+        self.name = check_queue_name(name)
         self.connection = resolve_connection(connection)
         self.keys = resolve_keys(keys, prefix)
         self.key = self.keys.queue(name)
@@ -157,7 +155,9 @@ class Queue:
                            options)
 
     def enqueue_many(self, job_datas: Iterable[EnqueueData]) -> list[Job]:
-        """Enqueue many jobs in few round trips (one per 5,000 jobs).
+        """Enqueue many jobs in one round trip (two when some have a ``job_id`` or
+        ``depends_on``: those are looked up first), as Lua calls of up to
+        :data:`~geventq.enqueueing.BATCH` (1,000) jobs each, each call atomic.
 
         Every job is built and validated before anything is written; a bad one
         raises and none is enqueued.
@@ -184,7 +184,8 @@ class Queue:
         if resolved is None:
             resolved = self._create_flags = {"_resolved": True} \
                 if self.job_class.create.__func__ is Job.create.__func__ else {}
-        if options.keys() <= JOB_OPTIONS and all(v is None or v is False for v in options.values()):
+        if options.keys() <= JOB_OPTIONS and all(
+                v is None or (v is False and k == "at_front") for k, v in options.items()):
             # no option given (nearly every job): the queue's defaults, nothing to parse
             job = self.job_class.create(
                 func, args, kwargs, connection=self.connection, serializer=self.serializer,
@@ -252,6 +253,7 @@ class Queue:
         if outcome == "missing":
             raise NoSuchJobError(f"job {job.id} depends on job {as_str(reply[1])!r}, which "
                                  "does not exist; nothing was enqueued")
+        enqueueing.check_invalid_reply(reply)
         job._status = outcome
 
     def _check_batch_references(self, jobs: list[Job], given: list[Job]) -> None:

@@ -16,6 +16,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from .utils import MAX_COUNT, parse_seconds
+
 # Cap of the exponential back-off unless the Retry says otherwise (one hour).
 DEFAULT_MAX_INTERVAL = 3600.0
 
@@ -35,8 +37,9 @@ class Retry:
 
     def __init__(self, max: int = 3, interval: float | Sequence[float] = 0,
                  backoff: bool = False, max_interval: float = DEFAULT_MAX_INTERVAL):
-        if isinstance(max, bool) or not isinstance(max, int) or max < 1:
-            raise ValueError(f"Retry(max=...) must be a positive integer, got {max!r}")
+        if isinstance(max, bool) or not isinstance(max, int) or not 1 <= max <= MAX_COUNT:
+            raise ValueError(f"Retry(max=...) must be a positive integer (at most "
+                             f"{MAX_COUNT}), got {max!r}")
         if isinstance(interval, (list, tuple)):
             if not interval:
                 raise ValueError("Retry(interval=[...]) needs at least one value, got []")
@@ -48,9 +51,8 @@ class Retry:
         if backoff and (len(intervals) != 1 or intervals[0] <= 0):
             raise ValueError(f"Retry(backoff=True) needs one positive interval to start from, "
                              f"got interval={interval!r}")
-        max_interval = _seconds(max_interval, "Retry(max_interval=...)")
-        if max_interval <= 0:
-            raise ValueError(f"Retry(max_interval=...) must be positive, got {max_interval!r}")
+        max_interval = parse_seconds(max_interval, name="Retry(max_interval=...)",
+                                     above_minimum=True)
         self.max = max
         self.intervals = intervals
         self.backoff = backoff
@@ -100,6 +102,7 @@ def next_delay(extra: dict) -> float:
 
 
 def _seconds(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
-        raise ValueError(f"{what}: intervals must be seconds >= 0, got {value!r}")
-    return float(value)
+    try:
+        return parse_seconds(value, name="each interval")
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None

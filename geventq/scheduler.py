@@ -33,6 +33,7 @@ from . import scripts
 from .keys import Keys
 from .periodic import PeriodicEnqueuer, PeriodicJob, parse_periodic
 from .queue import Queue
+from .setting_rules import scheduler_lock_ttl
 from .utils import as_str, backoff_delay, now
 
 logger = logging.getLogger("geventq.scheduler")
@@ -49,12 +50,10 @@ class Scheduler:
                  periodic: list[PeriodicJob] | Any = (),
                  lock_ttl: float = DEFAULT_SCHEDULER_LOCK_TTL, serializer: Any = None,
                  queue_class: type[Queue] = Queue, job_class: Any = None):
-        if isinstance(lock_ttl, bool) or not isinstance(lock_ttl, (int, float)) or not lock_ttl >= 0.3:
-            raise ValueError(f"SCHEDULER_LOCK_TTL must be seconds >= 0.3, got {lock_ttl!r}")
         self.connection = connection
         self.keys = keys
         self.name = name
-        self.lock_ttl = float(lock_ttl)
+        self.lock_ttl = scheduler_lock_ttl(lock_ttl)
         self.tick_interval = min(_MAX_SLEEP, self.lock_ttl / 3)
         if not all(isinstance(e, PeriodicJob) for e in periodic or ()):
             periodic = parse_periodic(periodic, connection, keys, serializer, queue_class)

@@ -1,8 +1,10 @@
-"""Small helpers with no geventq dependencies."""
+"""Small helpers that depend on nothing of geventq but its defaults."""
 
 from __future__ import annotations
 
 import importlib
+import math
+import operator
 import random
 import re
 import sys
@@ -10,54 +12,120 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from .defaults import MAX_SECONDS
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_DURATION = re.compile(r"^(\d{1,12})([smhd]?)$")
+_WHOLE = re.compile(r"^-?\d{1,12}$")
+
+# MAX_SECONDS (from defaults) bounds every TTL, timeout and interval, so each one is a
+# valid EXPIRE argument and ``now + value`` stays an exact score in a sorted set.
+# The largest count an option takes (retries, jobs, requeues).
+MAX_COUNT = 2**31 - 1
+
+
+def whole_number(value: Any, *, name: str, expected: str) -> int:
+    """``value`` as an int: an int, a whole float (``5.0``), anything with ``__index__``
+    or a string of digits (``'5'``, ``'-1'``). Anything else (bool, NaN, inf, ``1.5``,
+    ``'abc'``) raises ``ValueError`` naming the value and ``expected``."""
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        return int(value)
+    elif isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+    elif isinstance(value, str):
+        if _WHOLE.match(value.strip()):
+            return int(value)
+    else:
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def parse_timeout(value: Any, *, name: str = "job_timeout") -> int | None:
     """Turn a job timeout into whole seconds; ``-1`` means no limit.
 
-    Accepts an int, a numeric string (``'2'``) or a string with a unit
-    (``'5s'``, ``'3m'``, ``'1h'``, ``'1d'``). ``None`` passes through (use the
-    default). Anything else raises ``ValueError`` naming the value.
+    Accepts an int (or a whole float), a numeric string (``'2'``) or a string
+    with a unit (``'5s'``, ``'3m'``, ``'1h'``, ``'1d'``), from 1 s to
+    :data:`MAX_SECONDS`. ``None`` passes through (use the default). Anything
+    else raises ``ValueError`` naming the value.
     """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be seconds or a string like '5m', got {value!r}")
-    if isinstance(value, int):
-        seconds = value
-    elif isinstance(value, float) and value.is_integer():
-        seconds = int(value)
-    elif isinstance(value, str):
+    expected = (f"whole seconds from 1 to {MAX_SECONDS} or -1 (no limit), or a number "
+                f"with a unit s/m/h/d (e.g. '30', '5m', '1h')")
+    if isinstance(value, str) and value.strip() != "-1":
         match = _DURATION.match(value.strip())
         if not match:
-            raise ValueError(
-                f"{name} must be whole seconds or a number with a unit s/m/h/d "
-                f"(e.g. '30', '5m', '1h'), got {value!r}"
-            )
+            raise ValueError(f"{name} must be {expected}, got {value!r}")
         seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
-        raise ValueError(f"{name} must be seconds or a string like '5m', got {value!r}")
-    if seconds == -1:
-        return -1
-    if seconds <= 0:
-        raise ValueError(f"{name} must be positive or -1 (no limit), got {value!r}")
-    return seconds
+        seconds = whole_number(value, name=name, expected=expected)
+    if seconds == -1 or 0 < seconds <= MAX_SECONDS:
+        return seconds
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def parse_ttl(value: Any, *, name: str, allow_zero: bool = True) -> int | None:
-    """Validate a TTL option: whole seconds, ``-1`` = forever, ``None`` = default."""
+    """Validate a TTL option: whole seconds up to :data:`MAX_SECONDS`, ``-1`` = forever,
+    ``None`` = the default. Anything else raises ``ValueError`` naming the value."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be whole seconds (-1 for forever), got {value!r}")
-    if value == -1 or value > 0 or (value == 0 and allow_zero):
-        return value
-    raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} or -1, got {value!r}")
+    lowest = 0 if allow_zero else 1
+    expected = f"whole seconds from {lowest} to {MAX_SECONDS}, or -1 (forever)"
+    seconds = whole_number(value, name=name, expected=expected)
+    if seconds == -1 or lowest <= seconds <= MAX_SECONDS:
+        return seconds
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def parse_seconds(value: Any, *, name: str, minimum: float = 0.0,
+                  maximum: float = MAX_SECONDS, above_minimum: bool = False) -> float:
+    """A finite number of seconds (int or float, not bool) from ``minimum`` to ``maximum``
+    (strictly above ``minimum`` with ``above_minimum``); else ``ValueError`` naming it."""
+    low = f"above {_plain(minimum)}" if above_minimum else f"from {_plain(minimum)}"
+    expected = f"seconds {low} to {_plain(maximum)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    if not (math.isfinite(value) and minimum <= value <= maximum) \
+            or (above_minimum and value == minimum):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def _plain(number: float) -> str:
+    """2147483647.0 -> '2147483647', 0.1 -> '0.1' (for messages)."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
+
+
+def parse_count(value: Any, *, name: str, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
+    """A whole number from ``minimum`` to ``maximum`` (an int, or a whole float); else
+    ``ValueError`` naming the value."""
+    expected = f"a whole number from {minimum} to {maximum}"
+    if isinstance(value, str):  # a count is never text: '3' in a settings file is a mistake
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    number = whole_number(value, name=name, expected=expected)
+    if minimum <= number <= maximum:
+        return number
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def storable_text(value: Any, what: str) -> str:
+    """Return ``value`` if it is a string Redis can be sent (UTF-8); else raise
+    ``ValueError`` naming it (a lone surrogate, as in ``'\\udcff'``, cannot be)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {value!r}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} cannot be stored: it is not valid Unicode text (it "
+                             f"holds a lone surrogate), got {value!r}") from None
+    return value
 
 
 def now() -> float:

@@ -122,3 +122,18 @@ def start_worker(redis_url):
     yield start
     for proc in started:
         proc.kill()
+
+
+# Hypothesis profiles: "ci" (the default) keeps the suite's time budget; `make fuzz`
+# selects "fuzz" through $GEVENTQ_HYPOTHESIS_PROFILE. No example database: nothing is
+# written into the work tree.
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # the test extra is not installed: the property tests are skipped
+    pass
+else:
+    _hypothesis_settings.register_profile("ci", max_examples=40, deadline=None, database=None,
+                                          print_blob=True)
+    _hypothesis_settings.register_profile("fuzz", max_examples=2000, deadline=None,
+                                          database=None, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("GEVENTQ_HYPOTHESIS_PROFILE", "ci"))

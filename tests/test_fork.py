@@ -125,7 +125,7 @@ def test_bad_fork_options_are_refused_with_a_clear_error():
         fork_settings("gevent", ["cpu"], None, ["default"])
     with pytest.raises(ValueError, match="mode must be 'gevent' or 'fork'"):
         fork_settings("threads", [], None, ["default"])
-    with pytest.raises(ValueError, match="fork_concurrency must be a positive integer"):
+    with pytest.raises(ValueError, match="fork_concurrency must be a whole number from 1 to"):
         fork_settings("fork", [], 0, ["default"])
     assert fork_settings("fork", [], None, ["a", "b"]) == ("fork", ["a", "b"], os.cpu_count())
     assert fork_settings(None, ["b"], 3, ["a", "b"]) == ("gevent", ["b"], 3)

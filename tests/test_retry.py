@@ -14,7 +14,7 @@ QUIET = ["--logging-level", "WARNING"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"max": 0}, "max=...\\) must be a positive integer, got 0"),
+    ({"max": 0}, "max=...\\) must be a positive integer \\(at most 2147483647\\), got 0"),
     ({"max": "3"}, "got '3'"),
     ({"interval": -1}, "got -1"),
     ({"interval": []}, "needs at least one value"),

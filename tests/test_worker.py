@@ -289,7 +289,8 @@ def test_logs_one_line_per_job_at_info(queue, start_worker):
     (["-w", "no.such.Worker"], "cannot import worker class 'no.such.Worker'"),
     (["--job-class", "tests.jobs.add"], "job class must be a subclass of Job"),
     (["-c", "/nonexistent/settings.py"], "config file not found: /nonexistent/settings.py"),
-    (["--logging-level", "LOUD"], "unknown logging level 'LOUD'"),
+    (["--logging-level", "LOUD"], "LOGGING_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, "
+                                  "CRITICAL, got 'LOUD'"),
 ])
 def test_bad_options_print_one_line_and_exit_3(start_worker, args, needle):
     worker = start_worker("--burst", *args)

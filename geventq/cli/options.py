@@ -2,6 +2,9 @@
 
 Each option maps to a settings key; the command line beats the config file,
 which beats the defaults. ``resolve_settings`` does that merge in one place.
+Numbers are only parsed here: their ranges are the settings' rules
+(:mod:`geventq.setting_rules`), checked on the merged settings, so that a bad
+value is reported the same way (one line, exit code 3) from either source.
 """
 
 from __future__ import annotations
@@ -75,14 +78,14 @@ def worker_options(func):
         click.option("--job-class", help="Dotted path of the Job class."),
         click.option("--queue-class", help="Dotted path of the Queue class."),
         click.option("--exception-handler", multiple=True, help="Dotted path of a handler (repeatable)."),
-        click.option("-n", "--concurrency", type=click.IntRange(min=1), help="Jobs run at once (greenlets)."),
+        click.option("-n", "--concurrency", type=int, help="Jobs run at once (greenlets)."),
         click.option("--fork-queue", multiple=True, help="Queue whose jobs run in forked children (repeatable)."),
-        click.option("--fork-concurrency", type=click.IntRange(min=1), help="Forked children at once."),
+        click.option("--fork-concurrency", type=int, help="Forked children at once."),
         click.option("--mode", type=click.Choice(["gevent", "fork"]), help="Run every queue on greenlets or in forks."),
         click.option("--name", help="Worker name (default: hostname.pid)."),
         click.option("--logging-level", help="DEBUG, INFO, WARNING, ERROR."),
         click.option("--sentry-dsn", envvar="SENTRY_DSN", help="Report failures to Sentry (needs sentry-sdk)."),
-        click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after this many jobs."),
+        click.option("--max-jobs", type=int, help="Exit after this many jobs."),
         click.option("--with-scheduler", is_flag=True, default=None, help="Also run the scheduler."),
         click.option("--prefix", help="Key prefix in Redis (default geventq:)."),
         click.option("--serializer", help="pickle, json, or a dotted path."),

@@ -12,11 +12,14 @@ and makes a fresh hub on a fresh default loop. Jobs then run in this one
 greenlet, with patched sockets working against the new hub, and the child
 always leaves through ``os._exit``: returning would switch to the old hub.
 
-Protocol (pipes, raw file descriptors, blocking on this side):
-- parent -> child: one job id per line; end of file means "exit".
-- child -> parent: frames of ``kind (1 byte) + length (4 bytes) + body``:
-  ``C`` + timeout: the job has returned and a callback with that timeout runs
-  now (the parent gives it that much time); ``R`` + a pickled
+Protocol (pipes, raw file descriptors, blocking on this side). Both ways it
+is frames of ``kind (1 byte) + length (4 bytes, big-endian) + body``, so no
+byte of a body (a job id holding a newline, say, written into Redis by
+someone else) can shift the frames that follow:
+- parent -> child: ``J`` + a job id (UTF-8; undecodable bytes kept as
+  surrogate escapes); end of file means "exit".
+- child -> parent: ``C`` + timeout: the job has returned and a callback with
+  that timeout runs now (the parent gives it that much time); ``R`` + a pickled
   ``(outcome, payload, extra, default_result_ttl)``: how the job ended.
 """
 
@@ -38,6 +41,7 @@ from ..execution import execute
 logger = logging.getLogger("geventq.worker")
 
 FRAME_HEADER = struct.Struct("!cI")
+JOB = b"J"
 CALLBACK = b"C"
 REPLY = b"R"
 
@@ -111,15 +115,15 @@ def _detach() -> None:
 
 
 def _serve(worker: Any, connection: Any, requests_fd: int, replies_fd: int) -> None:
-    pending = b""
     while True:
-        while b"\n" not in pending:
-            chunk = os.read(requests_fd, 4096)
-            if not chunk:
-                return  # the worker closed our pipe: exit
-            pending += chunk
-        line, pending = pending.split(b"\n", 1)
-        reply = _run(worker, connection, line.decode(), replies_fd)
+        frame = read_frame(requests_fd)
+        if frame is None:
+            return  # the worker closed our pipe: exit
+        kind, body = frame
+        if kind != JOB:
+            raise ValueError(f"unexpected frame {kind!r} from the worker")
+        job_id = body.decode("utf-8", "surrogateescape")
+        reply = _run(worker, connection, job_id, replies_fd)
         send_frame(replies_fd, REPLY, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -149,8 +153,40 @@ class _ParentEnforces:
         return contextlib.nullcontext()
 
 
+def encode_frame(kind: bytes, body: bytes) -> bytes:
+    """One frame: its kind, the body's length, the body."""
+    return FRAME_HEADER.pack(kind, len(body)) + body
+
+
 def send_frame(fd: int, kind: bytes, body: bytes) -> None:
     """Write one whole frame to a blocking descriptor."""
-    data = memoryview(FRAME_HEADER.pack(kind, len(body)) + body)
+    data = memoryview(encode_frame(kind, body))
     while data:
         data = data[os.write(fd, data):]
+
+
+def read_frame(fd: int) -> tuple[bytes, bytes] | None:
+    """Read one whole frame (kind, body) from a blocking descriptor; None at end of file."""
+    header = _read_exactly(fd, FRAME_HEADER.size)
+    if header is None:
+        return None
+    kind, size = FRAME_HEADER.unpack(header)
+    body = _read_exactly(fd, size)
+    if body is None:
+        raise EOFError(f"the pipe closed inside a {kind!r} frame of {size} bytes")
+    return kind, body
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes, or None at end of file before the first of them."""
+    chunks: list[bytes] = []
+    missing = size
+    while missing:
+        chunk = os.read(fd, min(missing, 1 << 16))
+        if not chunk:
+            if missing == size:
+                return None
+            raise EOFError(f"the pipe closed after {size - missing} of {size} bytes")
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)

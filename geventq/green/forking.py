@@ -43,19 +43,19 @@ import gevent.os
 from gevent.lock import BoundedSemaphore
 from gevent.monkey import get_original
 
+from .. import setting_rules
 from ..callbacks import run_failure_callback
 from ..exceptions import ChildProcessDied, JobTimeoutException, StopRequested
 from ..execution import run_exception_handlers
 from ..job import Job
 from ..lifecycle import Ending
-from .forkchild import CALLBACK, FRAME_HEADER, REPLY, child_main
+from .forkchild import CALLBACK, FRAME_HEADER, JOB, REPLY, child_main, encode_frame
 
 logger = logging.getLogger("geventq.worker")
 
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for a child past its job's timeout
 MAX_JOBS_PER_CHILD = 500  # then the child is replaced by a fresh fork
 CALLBACK_GRACE = 1.0  # seconds a callback may run past its own timeout before its child is killed
-MODES = ("gevent", "fork")
 
 # gevent's os.close defers closing a pipe to the next loop turn; a fork in between
 # would hand the descriptor to the new child, which then never sees end-of-file.
@@ -65,11 +65,9 @@ _close = get_original("os", "close")
 def fork_settings(mode: str | None, fork_queues: Iterable[str] | None,
                   fork_concurrency: int | None, queue_names: list[str]) -> tuple[str, list[str], int]:
     """Validate the fork options: (mode, fork queue names in priority order, concurrency)."""
-    mode = mode or "gevent"
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'gevent' or 'fork', got {mode!r}")
+    mode = setting_rules.mode(mode or "gevent", "mode")
     if isinstance(fork_queues, str):
-        fork_queues = fork_queues.replace(",", " ").split()
+        fork_queues = setting_rules.queue_names(fork_queues, "fork_queues")
     wanted = [getattr(q, "name", q) for q in (fork_queues or ())]
     unknown = [q for q in wanted if q not in queue_names]
     if unknown:
@@ -78,9 +76,7 @@ def fork_settings(mode: str | None, fork_queues: Iterable[str] | None,
     names = list(queue_names) if mode == "fork" else [q for q in queue_names if q in wanted]
     if fork_concurrency is None:
         fork_concurrency = os.cpu_count() or 1
-    if not isinstance(fork_concurrency, int) or isinstance(fork_concurrency, bool) \
-            or fork_concurrency < 1:
-        raise ValueError(f"fork_concurrency must be a positive integer, got {fork_concurrency!r}")
+    fork_concurrency = setting_rules.fork_concurrency(fork_concurrency, "fork_concurrency")
     return mode, names, fork_concurrency
 
 
@@ -95,7 +91,8 @@ class ChildProcess:
         self._buffer = b""
 
     def send(self, job_id: str) -> None:
-        data = memoryview(job_id.encode() + b"\n")
+        """Hand the child one job id, framed (any id, newlines included, stays one id)."""
+        data = memoryview(encode_frame(JOB, job_id.encode("utf-8", "surrogateescape")))
         while data:
             data = data[gevent.os.nb_write(self.requests_fd, data):]
 

@@ -20,7 +20,7 @@ import gevent
 import redis
 from gevent.event import Event
 
-from .. import lifecycle, scripts
+from .. import lifecycle, scripts, setting_rules
 from ..connection import clone_connection
 from ..defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_BLOCKING_TIME
 from ..exceptions import ShutdownRequested
@@ -76,14 +76,15 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                  max_blocking_time: float | None = DEFAULT_MAX_BLOCKING_TIME,
                  **kwargs: Any) -> None:
         super().__init__(queues, **kwargs)
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-        self.concurrency = concurrency
+        self.concurrency = setting_rules.concurrency(concurrency, "concurrency")
+        if max_blocking_time is not None:
+            max_blocking_time = setting_rules.max_blocking_time(max_blocking_time,
+                                                                "max_blocking_time")
         pool = self.connection.connection_pool
-        if getattr(pool, "max_connections", None) and pool.max_connections < concurrency + 50:
+        if getattr(pool, "max_connections", None) and pool.max_connections < self.concurrency + 50:
             # every job greenlet may need a connection at once (a cold shutdown puts
             # them all back together): redis-py's default of 100 would raise
-            pool.max_connections = concurrency + 50
+            pool.max_connections = self.concurrency + 50
         # Two lanes, each claimed on its own so that neither takes more jobs than it has
         # slots: greenlets (`concurrency`) and forked children (`fork_concurrency`, see
         # geventq.green.forking). Within a lane, queues keep their priority order.

@@ -5,12 +5,36 @@
 --       7 expiring, 8 scheduled registry, then per dependency: its hash, its dependents set
 -- ARGV: 1 id, 2 queue name, 3 now, 4 at_front, 5 ttl, 6 n deps, 7 allow_failure,
 --       8 scheduled_at ('' = now), 9.. dependency ids, then hash field/value pairs
+-- Every argument is checked before the first write: a bad one writes nothing.
+local function whole(value, low, high)
+  local n = tonumber(value)
+  if n and n == math.floor(n) and n >= low and n <= high then
+    return n
+  end
+  return nil
+end
+local function finite(value)
+  local n = tonumber(value)
+  return n and n == n and n > -math.huge and n < math.huge
+end
 local job_id, queue_name, now = ARGV[1], ARGV[2], ARGV[3]
 local at_front = ARGV[4] == '1'
-local ttl = tonumber(ARGV[5])
-local n_deps = tonumber(ARGV[6])
+local ttl = whole(ARGV[5], -1, 2147483647)  -- -1: none
+local n_deps = whole(ARGV[6], 0, (#KEYS - 8) / 2)
 local allow_failure = ARGV[7] == '1'
 local scheduled_at = ARGV[8]
+local n_fields = #ARGV - 8 - (n_deps or 0)
+if not finite(now) then
+  return {'invalid', 'now', now}
+elseif not ttl or ttl == 0 then
+  return {'invalid', 'ttl', ARGV[5]}
+elseif not n_deps or #KEYS ~= 8 + 2 * n_deps then
+  return {'invalid', 'number of dependencies', ARGV[6]}
+elseif scheduled_at ~= '' and not finite(scheduled_at) then
+  return {'invalid', 'scheduled_at', scheduled_at}
+elseif n_fields < 2 or n_fields % 2 ~= 0 or n_fields > 400 then
+  return {'invalid', 'number of hash field arguments', tostring(n_fields)}
+end
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then

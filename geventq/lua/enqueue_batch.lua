@@ -11,16 +11,51 @@
 -- Every hash also gets status, origin, created_at and enqueued_at from here. The shared
 -- fields are written once, into the scratch hash, and COPYed into each job's hash: that
 -- costs Redis less than writing them again for every job.
-local queue_name, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- Every argument is checked before the first write: a bad one writes nothing. A call
+-- takes at most 1000 jobs (each unpack() below stays far under Lua's limit).
+local function whole(value, low, high)
+  local n = tonumber(value)
+  if n and n == math.floor(n) and n >= low and n <= high then
+    return n
+  end
+  return nil
+end
+local queue_name, now, ttl = ARGV[1], ARGV[2], nil
 local checked, at_front = ARGV[4] == '1', ARGV[5] == '1'
-local t = tonumber(ARGV[6])
+local t = whole(ARGV[6], 0, 200)
+local now_number = tonumber(now)
+if not now_number or now_number ~= now_number or now_number == math.huge
+    or now_number == -math.huge then
+  return {'invalid', 'now', now}
+elseif ARGV[3] ~= '' then
+  ttl = whole(ARGV[3], 1, 2147483647)
+  if not ttl then
+    return {'invalid', 'ttl', ARGV[3]}
+  end
+end
+if not t or t % 2 ~= 0 then
+  return {'invalid', 'number of shared field arguments', ARGV[6]}
+end
+local first, last = 7 + t, #ARGV
+local step = checked and 2 or 1
+local jobs = 0
+local a = first
+while a <= last do  -- each job: id, data, n, then n own field arguments
+  local n = whole(ARGV[a + 2], 0, 200)
+  if not n or n % 2 ~= 0 or a + 2 + n > last then
+    return {'invalid', 'number of own field arguments', tostring(ARGV[a + 2])}
+  end
+  jobs = jobs + 1
+  a = a + 3 + n
+end
+if jobs == 0 or jobs > 1000 or #KEYS ~= 5 + step * jobs then
+  return {'invalid', 'number of jobs', tostring(jobs)}
+end
 local fields = {'status', 'queued', 'origin', queue_name, 'created_at', now, 'enqueued_at', now}
 for i = 7, 6 + t do
   fields[#fields + 1] = ARGV[i]
 end
 local own = {'data'}  -- each job's data, then its own fields
-local first, last = 7 + t, #ARGV
-local step = checked and 2 or 1
 
 if checked then
   local a, j = first, 6
@@ -36,14 +71,15 @@ if checked then
   redis.call('DEL', unpack(KEYS, 6))
 end
 
-local single = first + 3 + tonumber(ARGV[first + 2]) > last  -- one job: written directly
+local single = jobs == 1  -- one job: written directly
 if not single then
   redis.call('DEL', KEYS[5])
   redis.call('HSET', KEYS[5], unpack(fields))
 end
 local ids = {}
 local head  -- the id at the queue's head end of this batch, named by the wake token
-local a, j = first, 6
+local j = 6
+a = first
 while a <= last do
   local n = tonumber(ARGV[a + 2])
   own[2] = ARGV[a + 1]

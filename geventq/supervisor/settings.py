@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import defaults
 from ..exceptions import ConfigError
+from ..setting_rules import check_settings
 from .memory import parse_size
 
 # A new worker has this long to touch its heartbeat file the first time:
@@ -53,32 +54,24 @@ class PoolSettings:
         ``workers`` (from ``-N``) beats ``WORKERS`` from the file, which beats
         one per CPU. Raises :class:`ConfigError` naming the bad key.
         """
-        count = workers if workers is not None else settings.get("WORKERS")
+        # every worker key too: a bad one stops the pool at once, not each worker it starts
+        checked = check_settings({**settings, "WORKERS": workers if workers is not None
+                                  else settings.get("WORKERS")})
+        count = checked.get("WORKERS")
         try:
-            return cls(
-                workers=_positive_int("WORKERS", count if count is not None else default_workers()),
-                worker_timeout=_positive("WORKER_TIMEOUT", settings.get(
-                    "WORKER_TIMEOUT", defaults.DEFAULT_WORKER_TIMEOUT)),
-                boot_timeout=_positive("WORKER_BOOT_TIMEOUT", settings.get(
-                    "WORKER_BOOT_TIMEOUT", DEFAULT_WORKER_BOOT_TIMEOUT)),
-                max_memory=parse_size(settings.get("MAX_MEMORY")),
-                shutdown_grace=_positive("SHUTDOWN_GRACE", settings.get(
-                    "SHUTDOWN_GRACE", defaults.DEFAULT_SHUTDOWN_GRACE), allow_zero=True),
-                burst=bool(settings.get("BURST", False)),
-            )
+            max_memory = parse_size(settings.get("MAX_MEMORY"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        return cls(
+            workers=default_workers() if count is None else count,
+            worker_timeout=_or(checked.get("WORKER_TIMEOUT"), defaults.DEFAULT_WORKER_TIMEOUT),
+            boot_timeout=_or(checked.get("WORKER_BOOT_TIMEOUT"), DEFAULT_WORKER_BOOT_TIMEOUT),
+            max_memory=max_memory,
+            shutdown_grace=_or(checked.get("SHUTDOWN_GRACE"), defaults.DEFAULT_SHUTDOWN_GRACE),
+            burst=bool(checked.get("BURST", False)),
+        )
 
 
-def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return value
+def _or(value: Any, default: float) -> float:
+    """A checked setting, or its default when it is not set."""
+    return float(default if value is None else value)

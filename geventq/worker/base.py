@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from .. import lifecycle
+from .. import lifecycle, setting_rules
 from ..connection import resolve_connection
 from ..defaults import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -28,6 +28,7 @@ from ..defaults import (
 from ..execution import ExceptionHandler
 from ..job import Job
 from ..keys import Keys, resolve_keys
+from ..names import check_worker_name
 from ..queue import Queue
 from ..serializers import resolve_serializer
 from ..utils import as_str, import_attribute, now, to_datetime
@@ -72,16 +73,19 @@ class Worker:
         self.queue_names = [q.name for q in self.queues]
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
-        self.name = name or f"{self.hostname}.{self.pid}.{uuid.uuid4().hex[:6]}"
-        if ":" in self.name or " " in self.name:
-            raise ValueError(f"worker name must not contain ':' or spaces: {self.name!r}")
+        self.name = check_worker_name(name or f"{self.hostname}.{self.pid}.{uuid.uuid4().hex[:6]}")
         self.key = self.keys.worker(self.name)
         self.exception_handlers = [import_attribute(h) if isinstance(h, str) else h
                                    for h in exception_handlers]
-        self.default_result_ttl = default_result_ttl
-        self.heartbeat_interval = heartbeat_interval
-        self.shutdown_grace = shutdown_grace
-        self.max_abandoned_requeues = max_abandoned_requeues
+        # checked by the rules of their settings (docs/configuration.md): a bad value here
+        # would fail later, inside the worker, where it cannot be reported as clearly
+        self.default_result_ttl = None if default_result_ttl is None else \
+            setting_rules.default_result_ttl(default_result_ttl, "default_result_ttl")
+        self.heartbeat_interval = setting_rules.heartbeat_interval(heartbeat_interval,
+                                                                   "heartbeat_interval")
+        self.shutdown_grace = setting_rules.shutdown_grace(shutdown_grace, "shutdown_grace")
+        self.max_abandoned_requeues = setting_rules.max_abandoned_requeues(
+            max_abandoned_requeues, "max_abandoned_requeues")
         self.birth_date: datetime | None = None
         self._loaded: dict[str, Any] = {}
 

@@ -16,6 +16,7 @@ import redis
 from ..connection import connection_from_settings, describe_connection
 from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
+from ..setting_rules import check_settings, logging_level
 from ..utils import backoff_delay, import_attribute, redact_url
 
 logger = logging.getLogger("geventq.worker")
@@ -29,7 +30,7 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
     """
     touch_heartbeat_file()
     try:
-        settings = load_settings()
+        settings = check_settings(load_settings())
         setup_logging(settings.get("LOGGING_LEVEL") or "INFO")
         connection = connection_from_settings(settings)
         worker = build_worker(settings, connection)
@@ -85,9 +86,7 @@ def touch_heartbeat_file(interval: float = 1.0) -> None:
 
 def setup_logging(level: str) -> None:
     """One line per record on stderr, at the configured level."""
-    numeric = logging.getLevelName(str(level).upper())
-    if not isinstance(numeric, int):
-        raise ConfigError(f"unknown logging level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
+    numeric = logging.getLevelName(logging_level(level))
     logging.basicConfig(level=numeric, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
