@@ -34,6 +34,16 @@ if checked then
   end
   -- a reused id (its old run ended) starts from a clean hash
   redis.call('DEL', unpack(KEYS, 6))
+  -- an id whose previous job ran out of ttl while queued here, its entry not yet
+  -- dropped by a claim: take the entry out, or it would be claimed as the new job too
+  a = first
+  while a <= last do
+    if redis.call('ZSCORE', KEYS[4], ARGV[a]) then
+      redis.call('LREM', KEYS[1], 1, ARGV[a])
+      redis.call('ZREM', KEYS[4], ARGV[a])
+    end
+    a = a + 3 + tonumber(ARGV[a + 2])
+  end
 end
 
 local single = first + 3 + tonumber(ARGV[first + 2]) > last  -- one job: written directly
