@@ -26,11 +26,18 @@ local function keep_ended(job_key, registry_key, job_id, now, ttl)
   end
 end
 
+-- The waiters counter is read from Redis, where anyone may write: a value that is not a
+-- count wakes nobody, and at most 10,000 tokens are pushed (a waiter left without one
+-- looks at the job again within a second).
 local function notify_waiters(waiters_key, done_key)
-  local n = tonumber(redis.call('GET', waiters_key) or '0')
-  if n > 0 then
-    for _ = 1, n do
-      redis.call('RPUSH', done_key, '1')
+  local n = math.min(tonumber(redis.call('GET', waiters_key) or '0') or 0, 10000)
+  if n >= 1 then
+    local tokens = {}
+    for i = 1, math.min(n, 1000) do
+      tokens[i] = '1'
+    end
+    for pushed = 0, n - 1, 1000 do
+      redis.call('RPUSH', done_key, unpack(tokens, 1, math.min(1000, n - pushed)))
     end
     redis.call('EXPIRE', done_key, 60)
     redis.call('DEL', waiters_key)

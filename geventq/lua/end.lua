@@ -58,8 +58,10 @@ end
 local released = release_children(9, 9, n, job_id, outcome == 'finished', now, KEYS[6])
 if outcome == 'finished' then
   redis.call('DEL', KEYS[5])
-elseif #released > 0 then
-  redis.call('SREM', KEYS[5], unpack(released))
+else
+  for s = 1, #released, 1000 do  -- unpack() takes a few thousand values at most
+    redis.call('SREM', KEYS[5], unpack(released, s, math.min(s + 999, #released)))
+  end
 end
 notify_waiters(KEYS[7], KEYS[8])
 return {'ok'}
