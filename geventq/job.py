@@ -21,6 +21,7 @@ from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
 from .job_fields import (
     KNOWN_FIELDS,
+    call_parts,
     counter_of,
     decode_hash,
     status_of,
@@ -333,7 +334,8 @@ class Job(JobActions):
 
     def _ensure_args(self) -> None:
         if self._data is not None and not getattr(self, "_args_loaded", True):
-            self._instance, self._args, self._kwargs = self._load("arguments", self._data)
+            loaded = self._load("arguments", self._data)
+            self._instance, self._args, self._kwargs = call_parts(self.id, loaded)
             self._args_loaded = True
 
     @property

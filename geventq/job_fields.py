@@ -81,3 +81,13 @@ def text_list_of(job_id: str, name: str, raw: str | None) -> list[str]:
     if not isinstance(value, list):
         raise DeserializationError(f"the {name} of job {job_id} is not a JSON list")
     return value
+
+
+def call_parts(job_id: str, loaded: Any) -> tuple[Any, list | tuple, dict]:
+    """(instance, args, kwargs) of deserialized job data; DeserializationError when the
+    data is something else (a hash written by another program)."""
+    if isinstance(loaded, (list, tuple)) and len(loaded) == 3 \
+            and isinstance(loaded[1], (list, tuple)) and isinstance(loaded[2], dict):
+        return loaded[0], loaded[1], loaded[2]
+    raise DeserializationError(f"the arguments of job {job_id} are not [instance, args, "
+                               f"kwargs] but a {type(loaded).__name__}")

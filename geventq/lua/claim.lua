@@ -36,6 +36,7 @@ local function take(i, ids, started, expiring)
       claimed[#claimed + 1] = i
       claimed[#claimed + 1] = ids[j]
     end
+    -- bounded: 2 values per id of one chunk (CHUNK ids)
     redis.call('ZADD', started, unpack(scored))
     redis.call('SADD', in_flight, unpack(ids, s, e))
     redis.call('ZREM', expiring, unpack(ids, s, e))
@@ -53,6 +54,7 @@ local function take_skipping_expired(i, queue, started, expiring, wanted)
     if #ids == 0 then
       break
     end
+    -- bounded: a window of at most CHUNK ids
     local scores = redis.call('ZMSCORE', expiring, unpack(ids))
     local live, expired = {}, {}
     local used = 0
@@ -69,6 +71,7 @@ local function take_skipping_expired(i, queue, started, expiring, wanted)
     end
     redis.call('LTRIM', queue, used, -1)
     if #expired > 0 then
+      -- bounded: ids of one window
       redis.call('ZREM', expiring, unpack(expired))
       window = CHUNK
     end

@@ -34,6 +34,7 @@ local fields = {}
 for i = 9 + n_deps, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
+-- bounded: the fields of one job hash
 redis.call('HSET', KEYS[1], unpack(fields))
 
 local waiting = 0

@@ -18,6 +18,7 @@ local ids = redis.call('LRANGE', queue, offset, offset + window - 1)
 if #ids == 0 then
   return {math.max(redis.call('LLEN', queue) - stale, 0), -1}
 end
+-- bounded: a window of at most 1,000 ids
 local scores = redis.call('ZMSCORE', expiring, unpack(ids))
 local expired = {}
 for j = 1, #ids do
@@ -34,6 +35,7 @@ if #expired > 0 then
   else
     redis.call('LREM', queue, -#expired, TOMBSTONE)
   end
+  -- bounded: ids of one window
   redis.call('ZREM', expiring, unpack(expired))
   stale = stale - #expired
 end

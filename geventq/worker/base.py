@@ -248,8 +248,10 @@ class Worker:
         pipe = connection.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(keys.worker(name))
+        # a worker key of another type (not written by geventq) is no live worker
         workers = [cls._from_record(name, record, connection, keys)
-                   for name, record in zip(names, pipe.execute()) if record]
+                   for name, record in zip(names, pipe.execute(raise_on_error=False))
+                   if record and isinstance(record, dict)]
         if queue is not None:
             workers = [w for w in workers if queue.name in w.queue_names]
         return workers
@@ -267,7 +269,10 @@ class Worker:
         connection = resolve_connection(connection)
         keys = resolve_keys(keys, prefix)
         name = keys.parse_worker_key(worker_key)
-        record = connection.hgetall(worker_key)
+        try:
+            record = connection.hgetall(worker_key)
+        except redis.ResponseError:  # a key of another type: not a worker geventq wrote
+            return None
         return cls._from_record(name, record, connection, keys) if record else None
 
 
