@@ -6,7 +6,6 @@ touch queues live in :mod:`geventq.lifecycle`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from types import FunctionType
 from typing import Any
@@ -20,12 +19,22 @@ from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re
 from .exceptions import DeserializationError, NoSuchJobError
 from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
+from .job_fields import (
+    KNOWN_FIELDS,
+    call_parts,
+    counter_of,
+    decode_hash,
+    status_of,
+    text_list_of,
+    whole_number,
+    whole_number_or_none,
+)
 from .keys import Keys, resolve_keys
 from .names import check_job_id, job_id_to_look_up
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
-from .utils import as_str, storable_text, to_datetime
+from .utils import storable_text, to_datetime
 
 # module-level function -> its dotted path: described once, not at every enqueue
 _FUNCTION_NAMES: dict[FunctionType, str] = {}
@@ -70,6 +79,7 @@ class Job(JobActions):
     at_front = False
     _result: Any = None
     _raw_result: bytes | None = None
+    _raw_meta: bytes | None = None  # a stored meta a reading tool has not needed yet
     _fresh_id = False
 
     def __init__(self, id: str | None = None, connection: redis.Redis | None = None,
@@ -254,7 +264,7 @@ class Job(JobActions):
                 jobs.append(None)
                 continue
             job = cls(job_id, connection=connection, serializer=serializer, keys=keys)
-            job.load_mapping(mapping)
+            job.load_mapping(mapping, strict=False)
             jobs.append(job)
         return jobs
 
@@ -263,14 +273,16 @@ class Job(JobActions):
         mapping = self.connection.hgetall(self.key)
         if not mapping:
             raise NoSuchJobError(f"no job with id {self.id!r}")
-        self.load_mapping(mapping)
+        self.load_mapping(mapping, strict=False)
 
-    def load_mapping(self, mapping: dict) -> None:
-        """Fill this job from a stored hash (bytes or str keys)."""
-        # decoded in two comprehensions rather than field by field: a worker loads every job
-        m = {(k.decode() if k.__class__ is bytes else k): v for k, v in mapping.items()}
-        text = {k: (v.decode() if v.__class__ is bytes else v) for k, v in m.items()
-                if k not in _BINARY_FIELDS}
+    def load_mapping(self, mapping: dict, strict: bool = True) -> None:
+        """Fill this job from a stored hash (bytes or str keys).
+
+        ``strict`` (a worker about to run it): a field that cannot be read raises.
+        Else (tools: ``fetch``, ``refresh``) it reads as None, or its property raises
+        DeserializationError when used (``meta``, ``get_status()``), see job_fields.
+        """
+        m, text = decode_hash(mapping, strict)
         get = text.get
         self.func_name = get("func")
         self._data = m.get("data")
@@ -283,11 +295,16 @@ class Job(JobActions):
         self.__dict__["_loaded_stamps"] = tuple(map(get, TIMESTAMPS))
         for name in TIMESTAMPS:
             self.__dict__.pop(name, None)
-        self.timeout = _int(get("timeout"))
-        self.result_ttl = _int(get("result_ttl"))
-        self.failure_ttl = _int(get("failure_ttl"))
-        self.ttl = _int(get("ttl"))
-        self.meta = self._load("meta", m["meta"]) if m.get("meta") else {}
+        number = whole_number if strict else whole_number_or_none
+        self.timeout = number(get("timeout"))
+        self.result_ttl = number(get("result_ttl"))
+        self.failure_ttl = number(get("failure_ttl"))
+        self.ttl = number(get("ttl"))
+        raw_meta = m.get("meta")
+        if strict or not raw_meta:
+            self.meta = self._load_meta(raw_meta) if raw_meta else {}
+        else:
+            self._raw_meta = raw_meta
         self.exc_info = get("exc_info")
         self.worker_name = get("worker_name")
         deps = get("deps")
@@ -296,7 +313,26 @@ class Job(JobActions):
         self.at_front = get("at_front") == "1"
         self._raw_result = m.get("result")
         self._result = None
-        self.extra = {k: v for k, v in text.items() if k not in _KNOWN_FIELDS}
+        self.extra = {k: v for k, v in text.items() if k not in KNOWN_FIELDS}
+
+    @property
+    def meta(self) -> dict:
+        """Free-form data kept with the job (``save_meta()`` writes it)."""
+        if self._raw_meta is not None:
+            self._meta = self._load_meta(self._raw_meta)  # raises again on every read
+            self._raw_meta = None
+        return self._meta
+
+    @meta.setter
+    def meta(self, value: dict) -> None:
+        self._meta, self._raw_meta = value, None
+
+    def _load_meta(self, raw: bytes) -> dict:
+        meta = self._load("meta", raw)
+        if not isinstance(meta, dict):
+            raise DeserializationError(f"the meta of job {self.id} is not a dict but a "
+                                       f"{type(meta).__name__}")
+        return meta
 
     def _load(self, what: str, data: bytes) -> Any:
         try:
@@ -307,7 +343,8 @@ class Job(JobActions):
 
     def _ensure_args(self) -> None:
         if self._data is not None and not getattr(self, "_args_loaded", True):
-            self._instance, self._args, self._kwargs = self._load("arguments", self._data)
+            loaded = self._load("arguments", self._data)
+            self._instance, self._args, self._kwargs = call_parts(self.id, loaded)
             self._args_loaded = True
 
     @property
@@ -346,27 +383,25 @@ class Job(JobActions):
         """The job's status, read fresh from Redis (None if the job is gone)."""
         if refresh:
             value = self.connection.hget(self.key, "status")
-            self._status = as_str(value) if value is not None else None
-        return JobStatus(self._status) if self._status else None
+            self._status = value.decode(errors="replace") if value is not None else None
+        return status_of(self.id, self._status)
 
     @property
     def retries_left(self) -> int | None:
         """Retries still allowed, as last loaded (None: enqueued without ``retry=``)."""
-        value = self.extra.get("retries_left")
-        return None if value is None else int(value)
+        return counter_of(self.id, "retries_left", self.extra.get("retries_left"))
 
     @property
     def exc_history(self) -> list[str]:
         """The traceback text of every failed try, oldest first (jobs with ``retry=``)."""
-        raw = self.extra.get("exc_history")
-        return json.loads(raw) if raw else []
+        return text_list_of(self.id, "exc_history", self.extra.get("exc_history"))
 
     @property
     def result(self) -> Any:
         """The return value once the job finished, else None (read fresh from Redis)."""
         if self._status != "finished" or self._raw_result is None:
             status, raw = self.connection.hmget(self.key, "status", "result")
-            self._status = as_str(status) if status is not None else None
+            self._status = status.decode(errors="replace") if status is not None else None
             if self._status != "finished" or raw is None:
                 return None
             if raw != self._raw_result:
@@ -392,15 +427,3 @@ class Job(JobActions):
             return func(*self.args, **self.kwargs)
         finally:
             reset_current_job(token)
-
-# fields holding serialized bytes: never decoded as text
-_BINARY_FIELDS = frozenset({"data", "meta", "result"})
-_KNOWN_FIELDS = frozenset({
-    "func", "data", "description", "origin", "status", "created_at", "enqueued_at",
-    "started_at", "ended_at", "timeout", "result_ttl", "failure_ttl", "ttl", "meta",
-    "exc_info", "worker_name", "deps", "allow_failure", "at_front", "result", "scheduled_at",
-})
-
-
-def _int(value: Any) -> int | None:
-    return None if value in (None, b"", "") else int(value)

@@ -42,6 +42,10 @@ class Keys:
         """Sorted set of queued job ids with a ``ttl``, scored by the time they expire."""
         return f"{self.prefix}expiring:{name}"
 
+    def emptying(self, name: str) -> str:
+        """List of the ids ``Queue.empty()`` moved aside and has not deleted yet."""
+        return f"{self.prefix}emptying:{name}"
+
     def registry(self, kind: str, queue: str) -> str:
         """Sorted set of job ids of one registry of one queue."""
         return f"{self.prefix}{kind}:{queue}"

@@ -43,9 +43,21 @@ def claim(connection: redis.Redis, keys: Keys, queue_names: Sequence[str], worke
 
     ``channel``: a connection the caller keeps for its calls (see scripts.Channel).
     """
-    reply = scripts.call(channel or connection, "claim",
-                         *_claim_call(keys, queue_names, worker_name, count))
+    reply = _claim_past_expired(connection, keys, queue_names, worker_name, count, 0, channel,
+                                None)
     return _claimed(queue_names, reply[0])
+
+
+def _claim_past_expired(connection: redis.Redis, keys: Keys, queue_names: Sequence[str],
+                        worker_name: str, count: int, peek: int,
+                        channel: scripts.Channel | None, reply: list | None) -> list:
+    """The claim's reply, claimed again while a claim took nothing because it stopped at
+    its budget of expired ids to drop (``claim.lua``): a worker must not take a queue
+    whose head holds thousands of expired ids for an empty one."""
+    while reply is None or (not reply[0] and reply[2]):
+        reply = scripts.call(channel or connection, "claim",
+                             *_claim_call(keys, queue_names, worker_name, count, peek))
+    return reply
 
 
 def _claim_call(keys: Keys, queue_names: Sequence[str], worker_name: str,
@@ -101,8 +113,10 @@ def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[s
     if candidates:
         batch.add("start", *_start_call(keys, worker_name, candidates, guarded=True))
     replies = batch.execute(channel or connection)
-    claimed = _claimed(queue_names, replies[0][0])
-    peeked = _claimed(queue_names, replies[0][1])
+    reply = _claim_past_expired(connection, keys, queue_names, worker_name, count, peek,
+                                channel, replies[0])
+    claimed = _claimed(queue_names, reply[0])
+    peeked = _claimed(queue_names, reply[1])
     # false: not taken by this claim; 0: taken, but its hash is gone (dropped); else started
     started = replies[1] if candidates else []
     acted = [(c, r) for c, r in zip(candidates, started) if r is not None]

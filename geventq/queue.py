@@ -29,7 +29,7 @@ from .registry import (
 from .retry import retry_fields
 from .scheduling import due_in, due_timestamp
 from .serializers import resolve_serializer
-from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, to_datetime
+from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime
 
 # Keywords of enqueue() that are job options, never passed to the function.
 JOB_OPTIONS = frozenset({
@@ -280,15 +280,34 @@ class Queue:
                                         f"{as_str(status)}; nothing was enqueued")
 
     # -- introspection -----------------------------------------------------
-    def purge_expired(self) -> int:
-        """Drop queued jobs whose ttl ran out; return the queue's length."""
-        return scripts.call(self.connection, "queue_purge",
-                            [self.key, self.keys.expiring(self.name)], [repr(now())])
+    def purge_expired(self, upto: int | None = None) -> int:
+        """Drop the queued ids whose ttl ran out; return the queue's length.
+
+        ``upto``: only from the first ``upto`` entries. Each script call looks at
+        1,000 entries at most (``queue_purge.lua``), so Redis is never blocked long
+        whatever the queue's length. Claims drop the expired ids they meet at the
+        head anyway; this is for reading the list itself.
+        """
+        offset, length = 0, 0
+        while True:
+            length, offset = scripts.call(self.connection, "queue_purge",
+                                          [self.key, self.keys.expiring(self.name)],
+                                          [repr(now()), offset, _STEP])
+            if offset < 0 or (upto is not None and offset >= upto):
+                return length
 
     @property
     def count(self) -> int:
-        """Number of queued jobs (jobs whose ttl ran out are dropped first)."""
-        return self.purge_expired()
+        """Number of queued jobs, not counting those whose ttl ran out (one round trip).
+
+        Every id in ``expiring`` is in the queue, so the expired ones are counted
+        out (ZCOUNT) rather than searched for in the list.
+        """
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.llen(self.key)
+        pipe.zcount(self.keys.expiring(self.name), "-inf", now())
+        length, expired = pipe.execute()
+        return max(length - expired, 0)
 
     def __len__(self) -> int:
         return self.count
@@ -301,13 +320,13 @@ class Queue:
     def job_ids(self) -> list[str]:
         """Ids of the queued jobs, head first."""
         self.purge_expired()
-        return [as_str(i) for i in self.connection.lrange(self.key, 0, -1)]
+        return text_ids(self.connection.lrange(self.key, 0, -1))
 
     def get_job_ids(self, offset: int = 0, length: int = -1) -> list[str]:
-        """A slice of :attr:`job_ids`."""
-        self.purge_expired()
+        """A slice of :attr:`job_ids` (only the entries up to its end are purged)."""
         end = -1 if length < 0 else offset + length - 1
-        return [as_str(i) for i in self.connection.lrange(self.key, offset, end)]
+        self.purge_expired(None if end < 0 else end + 1)
+        return text_ids(self.connection.lrange(self.key, offset, end))
 
     @property
     def jobs(self) -> list[Job]:
@@ -326,14 +345,31 @@ class Queue:
         return job if job.origin == self.name else None
 
     def empty(self) -> int:
-        """Remove every queued job (deleting them); return how many were removed."""
+        """Remove the jobs queued now, deleting them; return how many were deleted.
+
+        Its time is bounded however busy the queue: one step moves every queued id
+        aside (jobs enqueued from then on stay queued), then their hashes are deleted
+        1,000 per script call. Ids an interrupted ``empty()`` left aside go first.
+        """
+        k, name = self.keys, self.name
+        aside = k.emptying(name)
+        deleted = self._delete_aside(aside)
+        while as_str(scripts.call(self.connection, "empty",
+                                  [self.key, k.expiring(name), k.wake(name), aside], [])) == "busy":
+            deleted += self._delete_aside(aside)  # another empty() moved ids aside meanwhile
+        return deleted + self._delete_aside(aside)
+
+    def _delete_aside(self, aside: str) -> int:
+        """Delete the jobs whose ids ``empty.lua`` moved into ``aside``; how many."""
+        deleted = 0
         while True:
-            ids = [as_str(i) for i in self.connection.lrange(self.key, 0, -1)]
-            keys = [self.key, self.keys.expiring(self.name), self.keys.wake(self.name)]
-            keys += [self.keys.job(i) for i in ids]
-            removed = scripts.call(self.connection, "empty", keys, ids)
-            if removed >= 0:
-                return removed
+            raw = self.connection.lrange(aside, 0, _STEP - 1)
+            if not raw:
+                return deleted
+            # an id that is not text (never written by geventq) only leaves the list
+            keys = [aside] + [self.keys.job(i.decode(errors="replace")) for i in raw]
+            removed = scripts.call(self.connection, "empty_drain", keys, raw)
+            deleted += max(removed, 0)  # -1: a concurrent empty() took them: read again
 
     def delete(self, delete_jobs: bool = True) -> None:
         """Delete the queue (and, by default, its queued jobs)."""
@@ -347,10 +383,14 @@ class Queue:
     @classmethod
     def all(cls, connection: redis.Redis | None = None, prefix: str | None = None,
             keys: Keys | None = None, serializer: Any = None) -> list[Queue]:
-        """Every queue that has had a job, sorted by name."""
+        """Every queue that has had a job, sorted by name.
+
+        A name in Redis that is not a valid queue name (never written by geventq) is
+        left out: see :func:`stored_queue_names`.
+        """
         connection = resolve_connection(connection)
         keys = resolve_keys(keys, prefix)
-        names = sorted(as_str(n) for n in connection.smembers(keys.queues))
+        names, _ = stored_queue_names(connection, keys)
         return [cls(n, connection=connection, keys=keys, serializer=serializer) for n in names]
 
     # -- registries --------------------------------------------------------
@@ -377,3 +417,25 @@ class Queue:
     @property
     def scheduled_job_registry(self) -> ScheduledJobRegistry:
         return ScheduledJobRegistry(queue=self)
+
+
+# entries per bounded step of purge_expired() and empty()
+_STEP = 1000
+
+
+def stored_queue_names(connection: redis.Redis, keys: Keys) -> tuple[list[str], list[bytes]]:
+    """The names in the ``queues`` set: (valid queue names, sorted; the other values, raw).
+
+    Redis may hold anything; a tool that lists queues must not fail on a value that
+    another writer put there, and shows it apart (``geventq info`` marks it invalid).
+    """
+    names, invalid = [], []
+    for raw in connection.smembers(keys.queues):
+        raw = raw if isinstance(raw, bytes) else str(raw).encode()
+        try:
+            Queue(raw.decode(), connection=connection, keys=keys)
+        except (UnicodeDecodeError, ValueError):
+            invalid.append(raw)
+            continue
+        names.append(raw.decode())
+    return sorted(names), sorted(invalid)

@@ -16,7 +16,7 @@ from .connection import resolve_connection
 from .exceptions import InvalidJobOperation
 from .job import Job
 from .keys import Keys, resolve_keys
-from .utils import as_str, now, to_datetime
+from .utils import now, text_ids, to_datetime
 
 
 class BaseRegistry:
@@ -61,11 +61,12 @@ class BaseRegistry:
         return self.connection.zscore(self.key, job_id) is not None
 
     def get_job_ids(self, start: int = 0, end: int = -1) -> list[str]:
-        """Job ids, oldest entry first."""
+        """Job ids, oldest entry first (a member that is not UTF-8 text, which geventq
+        never writes, is left out)."""
         pipe = self.connection.pipeline(transaction=True)
         self._trim(pipe)
         pipe.zrange(self.key, start, end)
-        return [as_str(i) for i in pipe.execute()[-1]]
+        return text_ids(pipe.execute()[-1])
 
     def get_jobs(self, start: int = 0, end: int = -1) -> list[Job]:
         """The jobs themselves (missing ones left out)."""

@@ -34,7 +34,7 @@ from .keys import Keys
 from .periodic import PeriodicEnqueuer, PeriodicJob, parse_periodic
 from .queue import Queue
 from .setting_rules import scheduler_lock_ttl
-from .utils import as_str, backoff_delay, now
+from .utils import as_str, backoff_delay, now, printable, text_ids
 
 logger = logging.getLogger("geventq.scheduler")
 
@@ -177,29 +177,47 @@ def render_schedule(connection: redis.Redis, keys: Keys, queue_names: list[str])
     for name in queue_names:
         pipe.zrange(keys.registry("scheduled", name), 0, 4, withscores=True)
     holder, pttl, entries, last, *firsts = pipe.execute()
-    upcoming = sorted((score, name, as_str(job_id)) for name, first in zip(queue_names, firsts)
-                      for job_id, score in first)[:5]
+    # read from Redis, where anyone may write: what cannot be read is shown as '?'
+    upcoming = sorted((score, name, job_id) for name, first in zip(queue_names, firsts)
+                      for job_id, score in first if text_ids([job_id]))[:5]
     if not (holder or entries or upcoming):
         return []
-    lines = [f"scheduler: active on {as_str(holder)} (lock renewed, expires in {pttl / 1000:.1f} s)"
-             if holder else "scheduler: none active (start a worker with --with-scheduler)"]
+    lines = [f"scheduler: active on {printable(holder)} (lock renewed, expires in "
+             f"{pttl / 1000:.1f} s)" if holder else
+             "scheduler: none active (start a worker with --with-scheduler)"]
     if upcoming:
         pipe = connection.pipeline(transaction=False)
         for _, _, job_id in upcoming:
-            pipe.hget(keys.job(job_id), "func")
+            pipe.hget(keys.job(as_str(job_id)), "func")
         lines.append("next scheduled job(s):")
         for (score, name, job_id), func in zip(upcoming, pipe.execute()):
-            lines.append(f"  {_when(score)}  {name:<12} {job_id}  {as_str(func) or '?'}")
+            lines.append(f"  {_when(score)}  {name:<12} {printable(job_id)}  {printable(func or '?')}")
     if entries:
         lines.append(f"{len(entries)} periodic job(s):")
-        last = {as_str(k): as_str(v) for k, v in last.items()}
-        for name, raw in sorted((as_str(k), as_str(v)) for k, v in entries.items()):
-            info = json.loads(raw)
-            previous = _when(float(last[name])) if last.get(name) else "never"
-            lines.append(f"  {name}: {info['schedule']}, {info['func']} on {info['queue']};"
-                         f"  next {_when(info['next'])}  last occurrence {previous}")
+        last = {printable(k): printable(v) for k, v in last.items()}
+        for name, raw in sorted((printable(k), printable(v)) for k, v in entries.items()):
+            lines.append(f"  {name}: {_periodic_line(raw, last.get(name))}")
     return lines
 
 
+def _periodic_line(raw: str, last: str | None) -> str:
+    """What ``geventq info`` says of one periodic entry (its JSON, its last occurrence)."""
+    try:
+        info = json.loads(raw)
+        line = f"{info['schedule']}, {info['func']} on {info['queue']};" \
+               f"  next {_when(info['next'])}"
+    except (ValueError, TypeError, KeyError):
+        return f"<invalid entry {raw[:80]!r}>"
+    try:
+        previous = _when(float(last)) if last else "never"
+    except ValueError:
+        previous = "?"
+    return f"{line}  last occurrence {previous}"
+
+
 def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        when = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -134,15 +134,43 @@ def now() -> float:
 
 
 def to_datetime(value: Any) -> datetime | None:
-    """A stored epoch timestamp (bytes, str or float) as an aware UTC datetime."""
+    """A stored epoch timestamp (bytes, str or float) as an aware UTC datetime.
+
+    None when there is none, and when the value is not a timestamp: what is read
+    from Redis may have been written by anyone.
+    """
     if value in (None, b"", ""):
         return None
-    return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def as_str(value: Any) -> Any:
     """Decode bytes from Redis; pass anything else through."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def printable(value: Any) -> str:
+    """A value read from Redis as text safe to print: bytes that are not UTF-8 replaced,
+    control characters (which could drive a terminal) escaped."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def text_ids(raw_ids: Any) -> list[str]:
+    """Ids (of jobs, workers) read from Redis as text, leaving out any that is not UTF-8:
+    geventq never writes one, and no job or worker of geventq can have it."""
+    ids = []
+    for raw in raw_ids:
+        try:
+            ids.append(as_str(raw))
+        except UnicodeDecodeError:
+            continue
+    return ids
 
 
 # path -> (module name, attribute names): where a path was found to split, so that a

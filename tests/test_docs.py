@@ -297,7 +297,7 @@ def test_data_model_documents_every_key_with_its_real_name():
 
 
 def test_data_model_documents_every_job_field_and_lua_script():
-    from geventq.job import _KNOWN_FIELDS
+    from geventq.job_fields import KNOWN_FIELDS as _KNOWN_FIELDS
 
     with open(DATA_MODEL) as fh:
         text = fh.read()

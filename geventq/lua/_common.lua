@@ -28,10 +28,10 @@ local function keep_ended(job_key, registry_key, job_id, now, ttl)
   end
 end
 
--- A whole number of seconds in 1 .. 10^12 read from a job's hash, else nil.
+-- A whole number of seconds in 1 .. 2^31 - 1 (MAX_SECONDS) read from a job's hash, else nil.
 local function as_ttl(raw)
   local ttl = tonumber(raw or '')
-  if ttl and ttl >= 1 and ttl <= 1e12 and ttl == math.floor(ttl) then
+  if ttl and ttl >= 1 and ttl <= 2147483647 and ttl == math.floor(ttl) then
     return ttl
   end
   return nil

@@ -7,39 +7,95 @@
 -- Returns two flat lists of queue index (0-based), job id, queue index, job id, ...:
 -- the claimed jobs, and the next ARGV[4] ids the queues hold after the claim, in the
 -- order a claim would take them (read only: the worker sends their guarded start along
--- with its next claim, so that claim costs one round trip instead of two).
+-- with its next claim, so that claim costs one round trip instead of two); then the
+-- number of queues whose expired ids were not all dropped (DROP_BUDGET reached).
+--
+-- Expired ids (ttl ran out while queued) are not searched for in the list, which
+-- would cost O(queue length) per id: they are dropped when they reach the head, as the
+-- claim pops them. Only a queue that holds expired ids right now (one ZCOUNT) has its
+-- head looked up in `expiring`, one ZMSCORE per window of ids.
+local CHUNK = 1000         -- values per command (unpack() takes a few thousand at most)
+local DROP_BUDGET = 2000   -- expired ids one claim may drop per queue: bounds its cost
+
 local n, want, now = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local now_n = tonumber(now)
 local peek = tonumber(ARGV[4] or '0')
 local peeked = {}
 local in_flight = KEYS[4 * n + 1]
 local claimed = {}
+local cut_short = 0
+
+-- move ids from queue i's head (already popped) into its started registry and in-flight set
+local function take(i, ids, started, expiring)
+  for s = 1, #ids, CHUNK do
+    local e = math.min(s + CHUNK - 1, #ids)
+    local scored = {}
+    for j = s, e do
+      scored[#scored + 1] = now
+      scored[#scored + 1] = ids[j]
+      claimed[#claimed + 1] = i
+      claimed[#claimed + 1] = ids[j]
+    end
+    -- bounded: 2 values per id of one chunk (CHUNK ids)
+    redis.call('ZADD', started, unpack(scored))
+    redis.call('SADD', in_flight, unpack(ids, s, e))
+    redis.call('ZREM', expiring, unpack(ids, s, e))
+  end
+end
+
+-- claim up to `wanted` live ids from the head of a queue that holds expired ids,
+-- dropping the expired ones met on the way (at most DROP_BUDGET); returns how many
+-- were claimed and whether the budget ran out
+local function take_skipping_expired(i, queue, started, expiring, wanted)
+  local got, dropped = 0, 0
+  local window = math.min(wanted, CHUNK)  -- grows to CHUNK once expired ids show up
+  while got < wanted and dropped < DROP_BUDGET do
+    local ids = redis.call('LRANGE', queue, 0, window - 1)
+    if #ids == 0 then
+      break
+    end
+    -- bounded: a window of at most CHUNK ids
+    local scores = redis.call('ZMSCORE', expiring, unpack(ids))
+    local live, expired = {}, {}
+    local used = 0
+    for j = 1, #ids do
+      if got + #live >= wanted or dropped + #expired >= DROP_BUDGET then
+        break
+      end
+      used = j
+      if scores[j] and tonumber(scores[j]) <= now_n then
+        expired[#expired + 1] = ids[j]
+      else
+        live[#live + 1] = ids[j]
+      end
+    end
+    redis.call('LTRIM', queue, used, -1)
+    if #expired > 0 then
+      -- bounded: ids of one window
+      redis.call('ZREM', expiring, unpack(expired))
+      window = CHUNK
+    end
+    take(i, live, started, expiring)
+    got, dropped = got + #live, dropped + #expired
+  end
+  return got, dropped >= DROP_BUDGET
+end
+
 for i = 0, n - 1 do
   local queue, started, expiring, wake = KEYS[4 * i + 1], KEYS[4 * i + 2], KEYS[4 * i + 3], KEYS[4 * i + 4]
-  local expired = redis.call('ZRANGEBYSCORE', expiring, '-inf', now)
-  if #expired > 0 then
-    for _, id in ipairs(expired) do
-      redis.call('LREM', queue, 0, id)
-    end
-    redis.call('ZREM', expiring, unpack(expired))
-  end
   if want > 0 then
-    local ids = redis.call('LPOP', queue, want)
-    if ids then
-      -- many members per command (unpack() takes a few thousand values at most)
-      for s = 1, #ids, 1000 do
-        local e = math.min(s + 999, #ids)
-        local scored = {}
-        for j = s, e do
-          scored[#scored + 1] = now
-          scored[#scored + 1] = ids[j]
-          claimed[#claimed + 1] = i
-          claimed[#claimed + 1] = ids[j]
-        end
-        redis.call('ZADD', started, unpack(scored))
-        redis.call('SADD', in_flight, unpack(ids, s, e))
-        redis.call('ZREM', expiring, unpack(ids, s, e))
+    if redis.call('ZCOUNT', expiring, '-inf', now) > 0 then
+      local got, out_of_budget = take_skipping_expired(i, queue, started, expiring, want)
+      want = want - got
+      if out_of_budget then
+        cut_short = cut_short + 1
       end
-      want = want - #ids
+    else
+      local ids = redis.call('LPOP', queue, want)
+      if ids then
+        take(i, ids, started, expiring)
+        want = want - #ids
+      end
     end
   end
   -- keep the wake token true for every queue, claimed from or not
@@ -58,4 +114,4 @@ for i = 0, n - 1 do
     end
   end
 end
-return {claimed, peeked}
+return {claimed, peeked, cut_short}

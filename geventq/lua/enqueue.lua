@@ -46,11 +46,19 @@ for i = 1, n_deps do
   end
 end
 
+-- the id's previous job ran out of ttl while queued here, and the claims, which drop
+-- expired ids only at the head, have not reached its entry: take that out, or it would
+-- be claimed as this new job too (a rare path: one LREM)
+if redis.call('ZSCORE', KEYS[7], job_id) then
+  redis.call('LREM', KEYS[2], 1, job_id)
+  redis.call('ZREM', KEYS[7], job_id)
+end
 redis.call('DEL', KEYS[1], KEYS[6])
 local fields = {}
 for i = 9 + n_deps, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
+-- bounded: the fields of one job hash
 redis.call('HSET', KEYS[1], unpack(fields))
 
 local waiting = 0

@@ -68,12 +68,24 @@ if checked then
     j = j + 2
   end
   -- a reused id (its old run ended) starts from a clean hash
+  -- bounded: 2 keys per job, enqueueing.BATCH (1,000) jobs per call
   redis.call('DEL', unpack(KEYS, 6))
+  -- an id whose previous job ran out of ttl while queued here, its entry not yet
+  -- dropped by a claim: take the entry out, or it would be claimed as the new job too
+  a = first
+  while a <= last do
+    if redis.call('ZSCORE', KEYS[4], ARGV[a]) then
+      redis.call('LREM', KEYS[1], 1, ARGV[a])
+      redis.call('ZREM', KEYS[4], ARGV[a])
+    end
+    a = a + 3 + tonumber(ARGV[a + 2])
+  end
 end
 
 local single = jobs == 1  -- one job: written directly
 if not single then
   redis.call('DEL', KEYS[5])
+  -- bounded: the fields of one job hash
   redis.call('HSET', KEYS[5], unpack(fields))
 end
 local ids = {}
@@ -90,6 +102,7 @@ while a <= last do
     for i = 1, 2 + n do
       fields[#fields + 1] = own[i]
     end
+    -- bounded: the fields of one job hash
     redis.call('HSET', KEYS[j], unpack(fields))
   else
     redis.call('COPY', KEYS[5], KEYS[j], 'REPLACE')
@@ -104,6 +117,7 @@ while a <= last do
     head = ARGV[a]
   end
   if #ids == 1000 then  -- unpack() is limited to a few thousand values
+    -- bounded: at most 1,000 ids (flushed at 1,000)
     redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
     ids = {}
   end
@@ -111,6 +125,7 @@ while a <= last do
   j = j + step
 end
 if #ids > 0 then
+  -- bounded: at most 1,000 ids (flushed at 1,000)
   redis.call(at_front and 'LPUSH' or 'RPUSH', KEYS[1], unpack(ids))
 end
 if not single then

@@ -38,6 +38,7 @@ local fields = {}
 for i = 9, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
+-- bounded: the fields of one job hash
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[5])
 push_job(KEYS[3], KEYS[4], KEYS[5], ARGV[4], ARGV[8], ARGV[6] == '1')

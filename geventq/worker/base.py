@@ -31,7 +31,7 @@ from ..keys import Keys, resolve_keys
 from ..names import check_worker_name
 from ..queue import Queue
 from ..serializers import resolve_serializer
-from ..utils import as_str, import_attribute, now, to_datetime
+from ..utils import import_attribute, now, text_ids, to_datetime
 from ..version import VERSION
 
 logger = logging.getLogger("geventq.worker")
@@ -161,9 +161,16 @@ class Worker:
         return bool(self.connection.exists(self.keys.suspended))
 
     # -- reading a worker's record -------------------------------------------
+    # A worker hash may hold anything (Redis is shared): what cannot be read shows as
+    # None, and a look-up never fails on it.
     def refresh(self) -> None:
         """Reload this worker's record from Redis."""
-        self._loaded = {as_str(k): as_str(v) for k, v in self.connection.hgetall(self.key).items()}
+        self._loaded = _text_record(self.connection.hgetall(self.key))
+
+    @property
+    def record(self) -> dict[str, str]:
+        """The worker's hash as last loaded (text; bytes that are not UTF-8 replaced)."""
+        return dict(self._loaded)
 
     def _field(self, name: str, default: Any = None) -> Any:
         self.refresh()
@@ -181,17 +188,19 @@ class Worker:
         return WorkerState.BUSY if busy else WorkerState.IDLE
 
     @property
-    def successful_job_count(self) -> int:
-        return int(self._field("successful", 0))
+    def successful_job_count(self) -> int | None:
+        """Jobs it finished (None if its record holds no number there)."""
+        return stored_number(self._field("successful", 0), int)
 
     @property
-    def failed_job_count(self) -> int:
-        return int(self._field("failed", 0))
+    def failed_job_count(self) -> int | None:
+        """Jobs that failed on it (None if its record holds no number there)."""
+        return stored_number(self._field("failed", 0), int)
 
     @property
-    def total_working_time(self) -> float:
-        """Seconds spent running jobs."""
-        return float(self._field("working_time", 0))
+    def total_working_time(self) -> float | None:
+        """Seconds spent running jobs (None if its record holds no number there)."""
+        return stored_number(self._field("working_time", 0), float)
 
     @property
     def last_heartbeat(self) -> datetime | None:
@@ -200,7 +209,7 @@ class Worker:
     @property
     def current_job_ids(self) -> list[str]:
         """Ids of every job this worker runs now."""
-        return sorted(as_str(i) for i in self.connection.smembers(self.keys.worker_jobs(self.name)))
+        return sorted(text_ids(self.connection.smembers(self.keys.worker_jobs(self.name))))
 
     @property
     def pool(self) -> str:
@@ -212,29 +221,41 @@ class Worker:
         worker = cls.__new__(cls)
         worker.connection, worker.keys, worker.name = connection, keys, name
         worker.key = keys.worker(name)
-        worker._loaded = {as_str(k): as_str(v) for k, v in record.items()}
-        worker.hostname = worker._loaded.get("hostname")
-        worker.pid = int(worker._loaded.get("pid", 0))
-        worker.queue_names = [q for q in worker._loaded.get("queues", "").split(",") if q]
+        worker._loaded = loaded = _text_record(record)
+        worker.hostname = loaded.get("hostname")
+        worker.pid = stored_number(loaded.get("pid"), int)
+        worker.queue_names = [q for q in loaded.get("queues", "").split(",") if q]
         worker.serializer = resolve_serializer(None)
-        worker.queues = [Queue(q, connection=connection, keys=keys) for q in worker.queue_names]
-        worker.birth_date = to_datetime(worker._loaded.get("birth"))
+        # a name that is not a queue's (not written by geventq) stays in queue_names only
+        worker.queues = []
+        for queue_name in worker.queue_names:
+            try:
+                worker.queues.append(Queue(queue_name, connection=connection, keys=keys))
+            except ValueError:
+                continue
+        worker.birth_date = to_datetime(loaded.get("birth"))
         return worker
 
     @classmethod
     def all(cls, connection: redis.Redis | None = None, queue: Queue | None = None,
             prefix: str | None = None, keys: Keys | None = None) -> list[Worker]:
-        """Every live worker (of one queue, when ``queue`` is given), sorted by name."""
+        """Every live worker (of one queue, when ``queue`` is given), sorted by name.
+
+        A name in the workers set that is not UTF-8 text (never written by geventq)
+        is left out.
+        """
         if queue is not None:
             connection, keys = queue.connection, queue.keys
         connection = resolve_connection(connection)
         keys = resolve_keys(keys, prefix)
-        names = sorted(as_str(n) for n in connection.smembers(keys.workers))
+        names = sorted(text_ids(connection.smembers(keys.workers)))
         pipe = connection.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(keys.worker(name))
+        # a worker key of another type (not written by geventq) is no live worker
         workers = [cls._from_record(name, record, connection, keys)
-                   for name, record in zip(names, pipe.execute()) if record]
+                   for name, record in zip(names, pipe.execute(raise_on_error=False))
+                   if record and isinstance(record, dict)]
         if queue is not None:
             workers = [w for w in workers if queue.name in w.queue_names]
         return workers
@@ -252,8 +273,26 @@ class Worker:
         connection = resolve_connection(connection)
         keys = resolve_keys(keys, prefix)
         name = keys.parse_worker_key(worker_key)
-        record = connection.hgetall(worker_key)
+        try:
+            record = connection.hgetall(worker_key)
+        except redis.ResponseError:  # a key of another type: not a worker geventq wrote
+            return None
         return cls._from_record(name, record, connection, keys) if record else None
+
+
+def stored_number(value: Any, kind: type) -> Any:
+    """``kind(value)`` for a number read from a worker's record; None when it is not one."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        return None
+    return None if kind is float and not math.isfinite(number) else number
+
+
+def _text_record(record: dict) -> dict[str, str]:
+    """A worker hash as text: bytes that are not UTF-8 are shown with replacement characters."""
+    return {k.decode(errors="replace") if isinstance(k, bytes) else k:
+            v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in record.items()}
 
 
 def announce_ready() -> None:
