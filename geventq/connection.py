@@ -9,7 +9,7 @@ import redis
 
 from .defaults import DEFAULT_REDIS_URL
 from .exceptions import ConfigError
-from .utils import redact_url
+from .utils import redact_url, remember_secret, remember_settings_secrets, url_password
 
 # settings key -> redis-py keyword, for TLS connections
 _SSL_SETTINGS = {"REDIS_SSL_CA_CERTS": "ssl_ca_certs", "REDIS_SSL_CERTFILE": "ssl_certfile",
@@ -22,13 +22,35 @@ def get_connection(url: str | None = None, **kwargs) -> redis.Redis:
     """Return a ``redis.Redis`` for ``url``, else ``$REDIS_URL``, else localhost.
 
     Accepts ``redis://``, ``rediss://`` (TLS), ``unix://`` and user/password
-    in the URL. A malformed URL raises ``ValueError`` with the password hidden.
+    in the URL. A malformed URL raises ``ValueError`` with the password hidden
+    (from that moment on, every message of the process hides it: ``redact_url``).
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    remember_secret(url_password(url))
+    _check_credentials(url)
     try:
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
-        raise ValueError(f"bad Redis URL {redact_url(url)!r}: {_redact(str(exc), url)}") from None
+        raise ValueError(f"bad Redis URL {redact_url(url)!r}: {redact_url(str(exc))}") from None
+
+
+def _check_credentials(url: str) -> None:
+    """Refuse a password that the URL parser would cut short (an unencoded ``/ ? #``):
+    redis-py would then quote the part before it, as a port, in its own error."""
+    from urllib.parse import urlsplit
+
+    password = url_password(url)
+    if not password:
+        return
+    try:
+        _ = urlsplit(url).port  # ValueError: a character of the password cut the address short
+        return
+    except ValueError:
+        pass
+    for char, code in (("/", "%2F"), ("?", "%3F"), ("#", "%23")):
+        if char in password:
+            raise ValueError(f"bad Redis URL {redact_url(url)!r}: its password holds a {char!r}, "
+                             f"which a URL must carry percent-encoded ({code})")
 
 
 def connection_from_settings(settings: dict) -> redis.Redis:
@@ -40,6 +62,7 @@ def connection_from_settings(settings: dict) -> redis.Redis:
     ``KEYFILE`` apply to every TLS connection. Raises ``ConfigError`` naming the
     setting that is wrong (never showing a password).
     """
+    remember_settings_secrets(settings)
     url = settings.get("REDIS_URL")
     if settings.get("REDIS_SENTINELS"):
         return _sentinel_master(settings)
@@ -177,11 +200,6 @@ def resolve_connection(connection: redis.Redis | None) -> redis.Redis:
             "geventq stores binary data: pass a redis.Redis made without decode_responses=True"
         )
     return connection
-
-
-def _redact(text: str, url: str) -> str:
-    safe = redact_url(url) or ""
-    return text.replace(url, safe)
 
 
 def clone_connection(connection: redis.Redis) -> redis.Redis:

@@ -16,7 +16,13 @@ import redis
 from ..connection import connection_from_settings, describe_connection
 from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
-from ..utils import backoff_delay, import_attribute, redact_url
+from ..utils import (
+    RedactingFormatter,
+    backoff_delay,
+    import_attribute,
+    redact_url,
+    remember_settings_secrets,
+)
 
 logger = logging.getLogger("geventq.worker")
 
@@ -30,6 +36,7 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
     touch_heartbeat_file()
     try:
         settings = load_settings()
+        remember_settings_secrets(settings)
         setup_logging(settings.get("LOGGING_LEVEL") or "INFO")
         connection = connection_from_settings(settings)
         worker = build_worker(settings, connection)
@@ -44,7 +51,11 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
             worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
             break
         except redis.AuthenticationError as exc:
-            print(f"geventq worker: Redis refused the credentials: {exc}", file=sys.stderr)
+            print(f"geventq worker: Redis refused the credentials: {redact_url(str(exc))}",
+                  file=sys.stderr)
+            return EXIT_BOOT_ERROR
+        except ConfigError as exc:  # found at start: Redis may evict keys (geventq.eviction)
+            print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
             return EXIT_BOOT_ERROR
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # only registering talks to Redis outside the worker's own retries
@@ -84,12 +95,13 @@ def touch_heartbeat_file(interval: float = 1.0) -> None:
 
 
 def setup_logging(level: str) -> None:
-    """One line per record on stderr, at the configured level."""
+    """One line per record on stderr, at the configured level, passwords hidden."""
     numeric = logging.getLevelName(str(level).upper())
     if not isinstance(numeric, int):
         raise ConfigError(f"unknown logging level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
-    logging.basicConfig(level=numeric, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler])
 
 
 def build_worker(settings: dict, connection: redis.Redis) -> Any:
