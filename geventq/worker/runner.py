@@ -136,6 +136,8 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
         max_blocking_time=settings.get("MAX_BLOCKING_TIME"),
         with_scheduler=settings.get("WITH_SCHEDULER"), periodic=settings.get("PERIODIC"),
         scheduler_lock_ttl=settings.get("SCHEDULER_LOCK_TTL"),
+        job_modules=settings.get("JOB_MODULES") or None,
+        allow_eviction=settings.get("ALLOW_EVICTION") or None,
     )
     accepted = _accepted_parameters(worker_class)
     kwargs = {k: v for k, v in kwargs.items() if v is not None and (accepted is None or k in accepted)}

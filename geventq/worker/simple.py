@@ -16,13 +16,11 @@ from typing import Any
 import redis
 
 from .. import lifecycle
-from ..connection import clone_connection
 from ..exceptions import JobTimeoutException, ShutdownRequested
 from ..execution import execute
 from ..job import Job
 from ..utils import backoff_delay
 from .base import Worker, WorkerState
-from .heartbeat import HeartbeatThread
 from .recovery import DeadWorkerRecovery, lost_claims
 
 logger = logging.getLogger("geventq.worker")
@@ -76,8 +74,6 @@ class SimpleWorker(Worker):
     def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
         """Run jobs one by one until stopped (or until the queues are empty in burst mode)."""
         self.register(concurrency=1, mode="simple")
-        heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
-        heartbeat.start()
         recovery = DeadWorkerRecovery(self.connection, self.keys, self.name, self.heartbeat_interval,
                                       self.max_abandoned_requeues)
         recovery.start()
@@ -98,7 +94,6 @@ class SimpleWorker(Worker):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             recovery.stop()
-            heartbeat.stop()
             self.unregister()
         return self._jobs_run > 0
 
@@ -145,7 +140,8 @@ class SimpleWorker(Worker):
     def _perform(self, job: Job) -> None:
         self._current = job
         try:
-            ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
+            ending = execute(job, self.death_penalty, self.exception_handlers,
+                             self.default_result_ttl, self.job_modules)
         except ShutdownRequested:
             # on a Redis error the job stays in the in-flight set: unregister puts it back
             lifecycle.requeue_started(self.connection, self.keys, self.name, job.id, job.origin,
@@ -168,12 +164,6 @@ class SimpleWorker(Worker):
                 logger.warning("could not record the end of job %s (%s: %s); retrying in %.1f s",
                                job.id, type(exc).__name__, exc, delay)
                 time.sleep(delay)
-
-    def _beat(self) -> None:
-        if not hasattr(self, "_beat_connection"):
-            self._beat_connection = clone_connection(self.connection)
-        state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
-        self.heartbeat(self._beat_connection, state=state)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_requested += 1
