@@ -108,9 +108,10 @@ class Worker:
     def worker_ttl(self) -> int:
         """Seconds the worker's key outlives its last heartbeat: one missed beat, plus 1 s.
 
-        The heartbeat comes from a native thread (it beats while a job blocks the
-        hub), so it is late only when Redis is; recovery sweeps (every half interval)
-        then find a dead worker within about two to three intervals of its death.
+        The heartbeat comes from the worker's pulse process (it beats while a job
+        blocks the hub or holds the GIL), so it is late only when Redis is; recovery
+        sweeps (every half interval) then find a dead worker within about two to
+        three intervals of its death.
         """
         return max(2, math.ceil(self.heartbeat_interval * 2 + 1))
 
