@@ -25,4 +25,4 @@ def hold_gil(seconds: float) -> float:
         held = max(time.perf_counter() - began, 1e-4)
         if held >= seconds:
             return held
-        exponent = int(exponent * (seconds * 1.1 / held) ** (1 / 1.55))
+        exponent = int(exponent * (seconds * 1.05 / held) ** (1 / 1.55))
