@@ -22,7 +22,7 @@ from geventq import Queue
 from geventq.connection import connection_from_settings, pulse_endpoint
 from geventq.keys import Keys
 from geventq.testing import RedisServer
-from geventq.worker.heartbeat import PULSE_SCRIPT
+from geventq.worker.heartbeat import PULSE_SCRIPT, Liveness
 from tests import jobs_gil, jobs_reliability
 from tests.conftest import ROOT, WorkerProcess, worker_env
 from tests.helpers import wait_for
@@ -264,3 +264,26 @@ def test_the_endpoint_never_goes_on_a_command_line():
             assert Queue("q", connection=redis.Redis.from_url(url)).count == 0
         finally:
             worker.kill()
+
+
+def test_without_a_pulse_the_worker_beats_from_its_thread(connection, redis_server, caplog):
+    """A connection the pulse cannot imitate (here a custom connect function): the worker
+    says why, and beats from a native thread as before, with the state it is given."""
+    custom = redis.Redis(port=redis_server.port, redis_connect_func=lambda c: c.on_connect())
+    beats = []
+
+    def beat(state: str) -> None:
+        beats.append(state)
+        connection.hset("test:fallback", "state", state)
+
+    liveness = Liveness("fallback", custom, {"state": "idle"}, beat, interval=0.05)
+    liveness.start()
+    try:
+        assert liveness.pulse is None and "custom redis_connect_func" in liveness.why_no_pulse
+        wait_for(lambda: len(beats) >= 2, message="two beats from the thread")
+        liveness.set_state("suspended")
+        wait_for(lambda: connection.hget("test:fallback", "state") == b"suspended",
+                 message="the new state in a beat")
+    finally:
+        liveness.stop()
+    assert "beating from a thread of the worker instead" in caplog.text

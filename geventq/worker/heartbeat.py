@@ -72,25 +72,26 @@ class PulseProcess:
         """Start ``python -I -S pulse.py NAME`` and send it ``config``; raises OSError."""
         if not sys.executable:
             raise OSError("no Python interpreter to run the pulse (sys.executable is empty)")
+        close = _native("os", "close")  # gevent's defers it: a fork meanwhile would inherit it
         commands_r, commands_w = _pipe()
         alive_r, alive_w = _pipe()
         env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
         try:
-            # blocked from its first instruction: a Ctrl-C or a kill of the process group
-            # must not end the heartbeat of a worker that is still finishing its jobs
-            # the original: gevent's would watch the child from the hub (none in a thread)
-            spawn = _native("os", "posix_spawn")
-            pid = spawn(sys.executable, [sys.executable, "-I", "-S", PULSE_SCRIPT, name],
-                                 env, file_actions=[(os.POSIX_SPAWN_DUP2, commands_r, 0),
-                                                    (os.POSIX_SPAWN_DUP2, alive_w, 1)],
-                                 setsigmask=_IGNORED_SIGNALS)
+            # gevent's posix_spawn would watch the child from a hub (a thread has none);
+            # the signals are blocked from the pulse's first instruction: a Ctrl-C or a kill
+            # of the process group must not end the heartbeat of a worker finishing its jobs
+            pid = _native("os", "posix_spawn")(
+                sys.executable, [sys.executable, "-I", "-S", PULSE_SCRIPT, name], env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, commands_r, 0),
+                              (os.POSIX_SPAWN_DUP2, alive_w, 1)],
+                setsigmask=_IGNORED_SIGNALS)
         except BaseException:
             for fd in (commands_w, alive_r):
-                os.close(fd)
+                close(fd)
             raise
         finally:
             for fd in (commands_r, alive_w):
-                os.close(fd)
+                close(fd)
         pulse = cls(pid, commands_w, alive_r)
         if not pulse.send(config):
             pulse.stop(timeout=1.0)
@@ -285,7 +286,7 @@ def _pipe() -> tuple[int, int]:
     for fd in os.pipe():
         if fd <= 2:
             moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-            os.close(fd)
+            _native("os", "close")(fd)
             fd = moved
         ends.append(fd)
     return ends[0], ends[1]
