@@ -173,6 +173,9 @@ def beats_through_its_pulse(connection, worker: WorkerProcess, name: str) -> Non
     first = float(connection.hget(KEYS.worker(name), "heartbeat"))
     wait_for(lambda: float(connection.hget(KEYS.worker(name), "heartbeat")) > first + 1,
              timeout=5, message="two beats")
+    memory = pulse.memory_full_info()
+    print(f"\npulse of worker {name}: RSS {memory.rss / 2**20:.1f} MB, "
+          f"USS {memory.uss / 2**20:.1f} MB")
     worker.kill()
     out = worker.output()
     assert "beating from a thread" not in out and "heartbeat failed" not in out, out
