@@ -34,6 +34,13 @@ REDIS_URL = None
 PREFIX = "geventq:"            # every key starts with this; "{geventq}:" for one cluster slot
 SERIALIZER = None              # None/"pickle" (trusts Redis), "json", or a dotted path
 
+# --- Security (docs/security.md) ------------------------------------------------
+# --job-module: the modules whose functions (and callbacks) workers may run; "myapp.tasks"
+# allows myapp.tasks and myapp.tasks.*. Any other job fails and runs nothing. With
+# SERIALIZER = "json" this is what keeps a writer to Redis from running code. []: any.
+JOB_MODULES = []
+ALLOW_EVICTION = False         # --allow-eviction: start even if Redis may evict keys (warns)
+
 # --- What to work on ----------------------------------------------------------
 QUEUES = ["default"]           # priority order: the first non-empty queue wins
 WORKER_CLASS = "geventq.GeventWorker"   # or "geventq.SimpleWorker", or your own

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
+from .allowlist import JobModules
 from .callables import check_importable_from_worker, describe_callable
 from .utils import import_attribute, parse_timeout, storable_text
 
@@ -92,23 +93,27 @@ class _CallbackDeadline:
         self.id, self.func_name, self.timeout = job_id, func_name, timeout
 
 
-def run_success_callback(job: Any, result: Any, death_penalty: DeathPenalty | None = None) -> None:
-    """Run the job's ``on_success`` callback, if it has one."""
+def run_success_callback(job: Any, result: Any, death_penalty: DeathPenalty | None = None,
+                         job_modules: JobModules | None = None) -> None:
+    """Run the job's ``on_success`` callback, if it has one (and ``job_modules`` allows it)."""
     if "success_callback" in job.extra:
-        _run(job, "success", (result,), death_penalty)
+        _run(job, "success", (result,), death_penalty, job_modules)
 
 
-def run_failure_callback(job: Any, exc_info: tuple, death_penalty: DeathPenalty | None = None) -> None:
-    """Run the job's ``on_failure`` callback, if it has one."""
+def run_failure_callback(job: Any, exc_info: tuple, death_penalty: DeathPenalty | None = None,
+                         job_modules: JobModules | None = None) -> None:
+    """Run the job's ``on_failure`` callback, if it has one (and ``job_modules`` allows it)."""
     if "failure_callback" in job.extra:
-        _run(job, "failure", tuple(exc_info), death_penalty)
+        _run(job, "failure", tuple(exc_info), death_penalty, job_modules)
 
 
-def _run(job: Any, kind: str, args: tuple, death_penalty: DeathPenalty | None) -> None:
+def _run(job: Any, kind: str, args: tuple, death_penalty: DeathPenalty | None,
+         job_modules: JobModules | None) -> None:
     name = job.extra[f"{kind}_callback"]
-    timeout = int(job.extra.get(f"{kind}_callback_timeout") or DEFAULT_CALLBACK_TIMEOUT)
     try:
-        func = import_attribute(name)
+        timeout = int(job.extra.get(f"{kind}_callback_timeout") or DEFAULT_CALLBACK_TIMEOUT)
+        func = import_attribute(name) if job_modules is None else \
+            job_modules.resolve(name, what=f"on_{kind} callback")
         deadline = _CallbackDeadline(job.id, f"{name} (on_{kind} callback)", timeout)
         with death_penalty(deadline) if death_penalty else contextlib.nullcontext():
             func(job, job.connection, *args)

@@ -9,7 +9,7 @@ import redis
 
 from .defaults import DEFAULT_REDIS_URL
 from .exceptions import ConfigError
-from .utils import redact_url
+from .utils import redact_url, remember_secret, remember_settings_secrets, url_password
 
 # settings key -> redis-py keyword, for TLS connections
 _SSL_SETTINGS = {"REDIS_SSL_CA_CERTS": "ssl_ca_certs", "REDIS_SSL_CERTFILE": "ssl_certfile",
@@ -22,13 +22,35 @@ def get_connection(url: str | None = None, **kwargs) -> redis.Redis:
     """Return a ``redis.Redis`` for ``url``, else ``$REDIS_URL``, else localhost.
 
     Accepts ``redis://``, ``rediss://`` (TLS), ``unix://`` and user/password
-    in the URL. A malformed URL raises ``ValueError`` with the password hidden.
+    in the URL. A malformed URL raises ``ValueError`` with the password hidden
+    (from that moment on, every message of the process hides it: ``redact_url``).
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    remember_secret(url_password(url))
+    _check_credentials(url)
     try:
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
-        raise ValueError(f"bad Redis URL {redact_url(url)!r}: {_redact(str(exc), url)}") from None
+        raise ValueError(f"bad Redis URL {redact_url(url)!r}: {redact_url(str(exc))}") from None
+
+
+def _check_credentials(url: str) -> None:
+    """Refuse a password that the URL parser would cut short (an unencoded ``/ ? #``):
+    redis-py would then quote the part before it, as a port, in its own error."""
+    from urllib.parse import urlsplit
+
+    password = url_password(url)
+    if not password:
+        return
+    try:
+        _ = urlsplit(url).port  # ValueError: a character of the password cut the address short
+        return
+    except ValueError:
+        pass
+    for char, code in (("/", "%2F"), ("?", "%3F"), ("#", "%23")):
+        if char in password:
+            raise ValueError(f"bad Redis URL {redact_url(url)!r}: its password holds a {char!r}, "
+                             f"which a URL must carry percent-encoded ({code})")
 
 
 def connection_from_settings(settings: dict) -> redis.Redis:
@@ -40,6 +62,7 @@ def connection_from_settings(settings: dict) -> redis.Redis:
     ``KEYFILE`` apply to every TLS connection. Raises ``ConfigError`` naming the
     setting that is wrong (never showing a password).
     """
+    remember_settings_secrets(settings)
     url = settings.get("REDIS_URL")
     if settings.get("REDIS_SENTINELS"):
         return _sentinel_master(settings)
@@ -179,11 +202,6 @@ def resolve_connection(connection: redis.Redis | None) -> redis.Redis:
     return connection
 
 
-def _redact(text: str, url: str) -> str:
-    safe = redact_url(url) or ""
-    return text.replace(url, safe)
-
-
 def clone_connection(connection: redis.Redis) -> redis.Redis:
     """A client to the same server with a pool of its own (for another thread or process).
 
@@ -209,3 +227,75 @@ def clone_connection(connection: redis.Redis) -> redis.Redis:
                           check_connection=pool.check_connection,
                           connection_class=pool.connection_class, **kwargs)
     return redis.Redis(connection_pool=new_pool)
+
+
+# redis-py's TLS keywords -> the pulse's (geventq/pulse.py: tls_context)
+_PULSE_TLS = {"ssl_ca_certs": "ca_certs", "ssl_ca_path": "ca_path", "ssl_certfile": "certfile",
+              "ssl_keyfile": "keyfile", "ssl_password": "password", "ssl_ciphers": "ciphers"}
+
+
+def pulse_endpoint(connection: redis.Redis) -> dict[str, Any]:
+    """How the pulse process reaches the Redis of ``connection``, as plain JSON values.
+
+    The pulse (``geventq/pulse.py``) speaks RESP itself; this reads what it
+    needs from redis-py's pool: address (TCP, unix socket, or the Sentinels and
+    the service name), credentials, database, timeouts and TLS options. Raises
+    ``ValueError`` naming what it cannot pass on (the worker then beats from a
+    thread instead).
+    """
+    from redis.sentinel import SentinelConnectionPool
+
+    pool = connection.connection_pool
+    kwargs = pool.connection_kwargs
+    endpoint = _link_options(kwargs, pool.connection_class)
+    if isinstance(pool, SentinelConnectionPool):
+        sentinels = pool.sentinel_manager.sentinels
+        first = sentinels[0].connection_pool
+        endpoint["sentinel"] = {
+            "service": pool.service_name,
+            "addresses": [[s.connection_pool.connection_kwargs["host"],
+                           int(s.connection_pool.connection_kwargs["port"])] for s in sentinels],
+            **_link_options(first.connection_kwargs, first.connection_class)}
+    elif issubclass(pool.connection_class, redis.UnixDomainSocketConnection):
+        endpoint["address"] = {"path": kwargs["path"]}
+    else:
+        endpoint["address"] = {"host": kwargs.get("host", "localhost"),
+                               "port": int(kwargs.get("port", 6379))}
+    return endpoint
+
+
+def _link_options(kwargs: dict[str, Any], connection_class: type) -> dict[str, Any]:
+    """Credentials, database, timeouts and TLS of one redis-py connection class + keywords."""
+    if not issubclass(connection_class, (redis.Connection, redis.UnixDomainSocketConnection)):
+        raise ValueError(f"the connection class {connection_class.__name__} is not one "
+                         "geventq's pulse can imitate")
+    if kwargs.get("redis_connect_func") is not None:
+        raise ValueError("a custom redis_connect_func cannot be imitated")
+    provider = kwargs.get("credential_provider")
+    if provider is None and (kwargs.get("username") or kwargs.get("password")):
+        provider = redis.UsernamePasswordCredentialProvider(kwargs.get("username"),
+                                                            kwargs.get("password"))
+    options: dict[str, Any] = {
+        "auth": list(provider.get_credentials()) if provider is not None else None,
+        "db": int(kwargs.get("db") or 0),
+        "socket_timeout": kwargs.get("socket_timeout"),
+        "connect_timeout": kwargs.get("socket_connect_timeout"),
+        "tls": None,
+    }
+    if issubclass(connection_class, redis.SSLConnection):
+        if kwargs.get("ssl_validate_ocsp") or kwargs.get("ssl_validate_ocsp_stapled"):
+            raise ValueError("OCSP validation cannot be imitated")
+        if isinstance(kwargs.get("ssl_ca_data"), bytes):
+            raise ValueError("DER ssl_ca_data cannot be passed on")
+        reqs = kwargs.get("ssl_cert_reqs", "required")
+        if not isinstance(reqs, str):  # an ssl.VerifyMode
+            reqs = {0: "none", 1: "optional", 2: "required"}[int(reqs)]
+        version = kwargs.get("ssl_min_version")
+        tls = {"cert_reqs": reqs.lower(), "check_hostname": kwargs.get("ssl_check_hostname", True),
+               "ca_data": kwargs.get("ssl_ca_data"),
+               "min_version": version.name if version is not None else None,
+               "include_flags": sum(int(f) for f in kwargs.get("ssl_include_verify_flags") or ()),
+               "exclude_flags": sum(int(f) for f in kwargs.get("ssl_exclude_verify_flags") or ())}
+        tls.update({name: kwargs.get(key) for key, name in _PULSE_TLS.items()})
+        options["tls"] = tls
+    return options

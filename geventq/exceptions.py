@@ -55,3 +55,8 @@ class ShutdownRequested(BaseException):
 class ChildProcessDied(GeventqError):
     """The forked child running a fork-queue job died (a signal, or an exit) before it
     reported how the job ended; the job fails with this, naming the signal or exit code."""
+
+
+class JobNotAllowed(GeventqError):
+    """A job names a function (or callback) outside the worker's ``JOB_MODULES``; it fails
+    with this reason and nothing of it runs."""

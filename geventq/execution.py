@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
+from .allowlist import JobModules
 from .callbacks import run_failure_callback, run_success_callback
 from .context import reset_current_job, set_current_job
 from .endings import Ending
-from .exceptions import DeserializationError, ShutdownRequested, StopRequested
+from .exceptions import DeserializationError, JobNotAllowed, ShutdownRequested, StopRequested
 from .job import Job
 
 logger = logging.getLogger("geventq.worker")
@@ -38,19 +39,21 @@ def no_death_penalty(job: Job) -> ContextManager:
 def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
             exception_handlers: Sequence[ExceptionHandler] = (),
             default_result_ttl: int | None = None,
-            stop_region: DeathPenalty = no_death_penalty) -> Ending:
+            stop_region: DeathPenalty = no_death_penalty,
+            job_modules: JobModules | None = None) -> Ending:
     """Run ``job`` and return how it ended.
 
     ``stop_region(job)`` wraps the call of the function alone: the stretch in which
     a ``StopRequested`` may be raised (the job then ends ``stopped``); exception
-    handlers and callbacks run outside it. ``ShutdownRequested`` propagates: the
-    caller puts the job back on its queue.
+    handlers and callbacks run outside it. ``job_modules``: the worker's allow-list;
+    a function or callback outside it fails the job (``JobNotAllowed``) and nothing of
+    it runs. ``ShutdownRequested`` propagates: the caller puts the job back on its queue.
     """
     started = time.monotonic()
     token = set_current_job(job)
     try:
         try:
-            func, args, kwargs = load_call(job)
+            func, args, kwargs = load_call(job, job_modules)
             with stop_region(job), death_penalty(job):
                 result = func(*args, **kwargs)
         finally:
@@ -66,24 +69,35 @@ def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
         text = "".join(traceback.format_exception(*exc_info))
         run_exception_handlers(job, exc_info, exception_handlers)
         ending = _log_end(job, Ending(job, "failed", text), started)
-        run_failure_callback(job, exc_info, death_penalty)  # logged if it fails; outcome stands
+        # logged if it fails; the outcome stands
+        run_failure_callback(job, exc_info, death_penalty, job_modules)
         return ending
     ending = Ending(job, "finished", payload)
     if default_result_ttl is not None:
         ending.default_result_ttl = default_result_ttl
     _log_end(job, ending, started)
-    run_success_callback(job, result, death_penalty)
+    run_success_callback(job, result, death_penalty, job_modules)
     return ending
 
 
-def load_call(job: Job) -> tuple[Callable, tuple, dict]:
-    """The function and arguments of a stored job; raises naming what cannot be loaded."""
+def load_call(job: Job, job_modules: JobModules | None = None) -> tuple[Callable, tuple, dict]:
+    """The function and arguments of a stored job; raises naming what cannot be loaded.
+
+    With ``job_modules``, a dotted path outside the list is refused before the
+    arguments are decoded, and the resolved function must be defined in a listed
+    module (``JobNotAllowed``).
+    """
     load_error = getattr(job, "load_error", None)  # set by lifecycle.start for a broken hash
     if load_error:
         raise DeserializationError(load_error)
+    if job_modules is not None and "." in str(job.func_name):
+        job_modules.check_path(job.func_name)
     args, kwargs = job.args, job.kwargs  # DeserializationError names the job and serializer
     try:
-        func = job.func
+        func = job.func if job_modules is None else job_modules.resolve(job.func_name,
+                                                                          job.instance)
+    except JobNotAllowed:
+        raise
     except Exception as exc:
         raise ImportError(f"cannot import the function {job.func_name!r} of job {job.id}: "
                           f"{type(exc).__name__}: {exc}") from exc

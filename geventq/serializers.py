@@ -3,9 +3,10 @@
 Pickle is the default because it round-trips any Python object. It also means
 that whoever can write to your Redis can make a worker run arbitrary code.
 If Redis is shared or exposed, use ``JSONSerializer`` (``serializer='json'``):
-arguments and results are then limited to JSON types, and a worker never runs
-code it finds in Redis. A worker decodes with its own configured serializer
-only, never with one named by the job.
+arguments and results are then limited to JSON types, and decoding never runs
+code; with the worker's ``JOB_MODULES`` a writer to Redis can then run only the
+listed functions (docs/security.md). A worker decodes with its own configured
+serializer only, never with one named by the job.
 """
 
 from __future__ import annotations

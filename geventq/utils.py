@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import operator
 import random
@@ -206,13 +207,79 @@ def import_attribute(path: str) -> Any:
     raise ImportError(f"cannot import {path!r}: no importable module in it")
 
 
-def redact_url(url: str | None) -> str | None:
-    """Strip a password from a URL (``redis://user:secret@h`` -> ``redis://user:***@h``)."""
-    if not url:
-        return url
-    # up to the last '@' of the netloc: a password may itself contain '@'
-    url = re.sub(r"(//[^:/@\s]*:)[^/\s]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+# Every password this process was given (settings, URLs), in every spelling a message may
+# show: redact_url hides each wherever it appears. Shorter ones are hidden only where a URL
+# shows them: replacing every "abc" would garble every message.
+_SECRETS: list[str] = []
+_MIN_SECRET = 4
+# scheme://user: then the password: anything (spaces too) up to the last '@' of the line that
+# a host follows, never into the next URL. A later "x@host" on the same line is hidden too.
+_URL_CREDENTIALS = re.compile(
+    r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?:(?!\w+://).)*@"
+    r"(?=[\w.\-\[\]]+(?::\d+)?(?:[/?#\s,;)'\"]|$))")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*")
+
+
+def redact_url(text: str | None) -> str | None:
+    """``text`` with every password hidden: the one function every message goes through.
+
+    Hides each password remembered by :func:`remember_secret` (raw, decoded and
+    percent-encoded), the password of every URL (``redis://user:pa/ss@host`` ->
+    ``redis://user:***@host``: up to the last ``@`` of the URL, whatever it holds)
+    and ``?password=`` query values. User names are kept.
+    """
+    if not text:
+        return text
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    return _QUERY_PASSWORD.sub(r"\1***", text)
+
+
+def remember_secret(secret: Any) -> None:
+    """Hide ``secret`` (a password) in every later :func:`redact_url`."""
+    if not secret or not isinstance(secret, str):
+        return
+    from urllib.parse import quote, quote_plus, unquote
+
+    plain = unquote(secret)
+    forms = {secret, plain, quote(plain, safe=""), quote(plain), quote_plus(plain), repr(plain)[1:-1]}
+    known = set(_SECRETS) | {form for form in forms if len(form) >= _MIN_SECRET}
+    _SECRETS[:] = sorted(known, key=len, reverse=True)  # a longer form first: no half-hidden one
+
+
+def url_password(url: Any) -> str | None:
+    """The password of a URL as written, read leniently (it may hold ``/ # ? @ :``):
+    between the first ``:`` after ``scheme://`` and the last ``@``."""
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    rest = url.split("://", 1)[1]
+    userinfo, at, _ = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1] or None
+
+
+def remember_settings_secrets(settings: Any) -> None:
+    """Remember every password that settings (and ``$REDIS_URL``/``$GEVENTQ_URL``) hold."""
+    import os
+
+    urls = [settings.get("REDIS_URL"), os.environ.get("REDIS_URL"), os.environ.get("GEVENTQ_URL")]
+    for url in urls:
+        remember_secret(url_password(url))
+    for key in ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"):
+        remember_secret(settings.get(key))
+    sentinel_kwargs = settings.get("REDIS_SENTINEL_KWARGS")
+    if isinstance(sentinel_kwargs, dict):
+        remember_secret(sentinel_kwargs.get("password"))
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose every line (message, traceback) goes through ``redact_url``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_url(super().format(record)) or ""
 
 
 def backoff_delay(attempt: int, base: float = 0.1, cap: float = 30.0) -> float:

@@ -133,15 +133,18 @@ def test_bad_fork_options_are_refused_with_a_clear_error():
 
 
 def _children_of(pid: int) -> list[int]:
+    """The worker's fork children (not its pulse process, which keeps its key alive)."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    pulse = b"pulse.py" in f.read()
             except OSError:
                 continue
-            if int(fields[1]) == pid:
+            if int(fields[1]) == pid and not pulse:
                 out.append(int(entry))
     return out
 

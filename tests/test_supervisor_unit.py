@@ -22,11 +22,11 @@ from geventq.defaults import EXIT_BOOT_ERROR, EXIT_FAILURE
 from geventq.exceptions import ConfigError
 from geventq.supervisor import Arbiter, Notifier, PoolSettings, RestartPolicy
 from geventq.supervisor.children import Child, Spawned, describe_exit, pump_stderr
-from geventq.supervisor.display import redact
 from geventq.supervisor.memory import format_size, parse_size
 from geventq.supervisor.notify import watchdog_interval
 from geventq.supervisor.signals import SignalQueue
 from geventq.supervisor.system import System
+from geventq.utils import redact_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -244,7 +244,7 @@ def test_boot_error_stops_the_pool_with_the_workers_last_line(fake):
     arb.step()
     assert arb.stopping and arb.exit_code == EXIT_BOOT_ERROR
     assert "could not start" in arb.reason and "ConfigError: no module tests.nope" in arb.reason
-    assert "hunter2" not in arb.reason and "bob" not in arb.reason
+    assert "hunter2" not in arb.reason and "redis://bob:***@db" in arb.reason  # the user stays
     assert "hunter2" not in arb.out.getvalue()
     # no restart: the other worker is warm-stopped instead
     assert fake.worker_spawns() == ["host.1.0.0", "host.1.1.0"]
@@ -530,7 +530,8 @@ def test_pump_stderr_copies_whole_lines_and_keeps_the_last():
     out = io.StringIO()
     os.write(w, b"one\ntwo redis://u:p@h/0\npart")
     assert pump_stderr(child, out)
-    assert out.getvalue() == "one\ntwo redis://h/0\n" and child.last_line == "two redis://h/0"
+    assert out.getvalue() == "one\ntwo redis://u:***@h/0\n" \
+        and child.last_line == "two redis://u:***@h/0"
     os.write(w, b"ial\n")
     os.close(w)
     pump_stderr(child, out, final=True)
@@ -574,7 +575,8 @@ def test_pool_settings_from_settings_and_errors():
 
 def test_redact_strips_credentials_from_every_url():
     text = "redis://user:pw@h:1/0 and rediss://:pw@h2 and unix:///tmp/s and http://h/p?a@b"
-    assert redact(text) == "redis://h:1/0 and rediss://h2 and unix:///tmp/s and http://h/p?a@b"
+    assert redact_url(text) == \
+        "redis://user:***@h:1/0 and rediss://:***@h2 and unix:///tmp/s and http://h/p?a@b"
 
 
 def test_restart_policy_delays_are_capped():

@@ -64,10 +64,14 @@ def command(name: str, **kwargs: Any) -> Callable:
 @command("info")
 def info(ctx: Context, queues: tuple[str, ...], interval: float | None) -> None:
     """Show queues (lengths, registries) and workers."""
+    from ..eviction import eviction_policy, eviction_warning
     from .info import render_info
 
     while True:
         text = render_info(ctx.connection, ctx.keys, list(queues))
+        warning = eviction_warning(eviction_policy(ctx.connection))
+        if warning:
+            text += f"\nWARNING: {warning}"
         if interval:
             click.clear()
         click.echo(text)

@@ -36,6 +36,8 @@ OPTION_KEYS = {
     "prefix": "PREFIX",
     "serializer": "SERIALIZER",
     "no_wait": "NO_WAIT",
+    "job_module": "JOB_MODULES",
+    "allow_eviction": "ALLOW_EVICTION",
 }
 
 SETTING_DEFAULTS: dict[str, Any] = {
@@ -63,6 +65,8 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "SHUTDOWN_GRACE": defaults.DEFAULT_SHUTDOWN_GRACE,
     "MAX_BLOCKING_TIME": defaults.DEFAULT_MAX_BLOCKING_TIME,
     "MAX_ABANDONED_REQUEUES": defaults.DEFAULT_MAX_ABANDONED_REQUEUES,
+    "JOB_MODULES": [],
+    "ALLOW_EVICTION": False,
 }
 
 
@@ -90,6 +94,11 @@ def worker_options(func):
         click.option("--prefix", help="Key prefix in Redis (default geventq:)."),
         click.option("--serializer", help="pickle, json, or a dotted path."),
         click.option("--no-wait", is_flag=True, default=None, help="Fail at once if Redis is down at start."),
+        click.option("--job-module", multiple=True,
+                     help="Run only functions of this module and the modules below it "
+                          "(repeatable; docs/security.md)."),
+        click.option("--allow-eviction", is_flag=True, default=None,
+                     help="Run even if Redis' maxmemory-policy is not noeviction (warns)."),
         click.argument("queues", nargs=-1),
     ]
     for opt in reversed(opts):

@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from ..defaults import EXIT_BOOT_ERROR
 from ..exceptions import ConfigError
+from ..utils import RedactingFormatter, redact_url, remember_settings_secrets
 from . import main
 from .options import resolve_settings, worker_options
 
@@ -79,18 +80,22 @@ def pool(ctx: click.Context, config: str | None, workers: int | None,
     def load() -> PoolSettings:
         return PoolSettings.from_settings(resolve_settings(config, values), workers)
 
+    remember_settings_secrets({"REDIS_URL": values.get("url")})
     try:
         settings = resolve_settings(config, values)
+        remember_settings_secrets(settings)  # the workers' output passes through redact_url
         pool_settings = PoolSettings.from_settings(settings, workers)
     except ConfigError as exc:
         # One line, and the boot-error code: systemd's RestartPreventExitStatus
         # keeps a broken config from turning into a restart storm.
-        click.echo(f"geventq pool: {exc}", err=True)
+        click.echo(f"geventq pool: {redact_url(str(exc))}", err=True)
         ctx.exit(EXIT_BOOT_ERROR)
 
     level = str(settings.get("LOGGING_LEVEL") or "INFO").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s geventq.pool[%(process)d] %(levelname)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(
+        "%(asctime)s geventq.pool[%(process)d] %(levelname)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
 
     env = dict(os.environ)
     if values.get("url"):

@@ -21,7 +21,6 @@ import redis
 from gevent.event import Event
 
 from .. import lifecycle, scripts, setting_rules
-from ..connection import clone_connection
 from ..defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_BLOCKING_TIME
 from ..exceptions import ShutdownRequested
 from ..execution import execute
@@ -32,7 +31,6 @@ from ..redis_errors import describe, is_transient
 from ..scheduler import scheduler_for_worker
 from ..utils import as_str, backoff_delay
 from ..worker.base import Worker, WorkerState
-from ..worker.heartbeat import HeartbeatThread
 from ..worker.recovery import DeadWorkerRecovery, lost_claims
 from .finisher import BUNCH, GATHER, EndingsWriter
 from .forking import ForkPool, fork_settings
@@ -114,7 +112,6 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         self._claimed = 0
         self._signals = 0
         self._redis_failures = 0
-        self._heartbeat: HeartbeatThread | None = None
         self._recovery: DeadWorkerRecovery | None = None
         self._background: list[gevent.Greenlet] = []
         self._writing: list[Ending] = []  # the endings the finisher is writing now
@@ -324,7 +321,7 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 try:
                     self.set_state(WorkerState.SUSPENDED if suspended else WorkerState.IDLE)
                 except redis.ConnectionError:
-                    pass  # the heartbeat writes it too
+                    pass  # the heartbeat writes it too (set_state passed it on)
                 logger.info("worker %s %s", self.name, "suspended" if suspended else "resumed")
         return self._suspended
 
@@ -337,7 +334,8 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 ending = self._forks.run(job)  # type: ignore[union-attr]
             else:
                 ending = execute(job, self.death_penalty, self.exception_handlers,
-                                 self.default_result_ttl, stop_region=self.stop_region)
+                                 self.default_result_ttl, stop_region=self.stop_region,
+                                 job_modules=self.job_modules)
         except (ShutdownRequested, gevent.GreenletExit):
             self._return_to_queue(job)
         finally:
@@ -360,8 +358,6 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             gevent.signal_handler(signum, self._on_signal, signum)
         if self._guard is not None:  # before the threads: none may start a hub meanwhile
             self._guard.start()
-        self._heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
-        self._heartbeat.start()
         self._recovery = DeadWorkerRecovery(self.connection, self.keys, self.name, self.heartbeat_interval,
                                             self.max_abandoned_requeues)
         self._recovery.start()
@@ -378,15 +374,6 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             self._guard.stop()
         if self._recovery:
             self._recovery.stop()
-        if self._heartbeat:
-            self._heartbeat.stop()
         gevent.killall(self._background, block=True, timeout=2)
         for channel in self._channels:
             channel.close()
-
-    def _beat(self) -> None:
-        # runs in a native thread: it gets a connection of its own
-        if not hasattr(self, "_beat_connection"):
-            self._beat_connection = clone_connection(self.connection)
-        state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
-        self.heartbeat(self._beat_connection, state=state)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .display import redact
+from ..utils import redact_url
 
 PR_SET_PDEATHSIG = 1
 MAX_LINE = 65536  # bytes of an unfinished stderr line kept before it is passed on anyway
@@ -206,7 +206,8 @@ def pump_stderr(child: Child, out: TextIO, final: bool = False) -> bool:
         lines.append(child.partial)
         child.partial = b""
     for raw in lines:
-        text = redact(raw.decode("utf-8", "replace").rstrip("\r"))
+        # the line's passwords hidden (the launcher remembered those of its settings)
+        text = redact_url(raw.decode("utf-8", "replace").rstrip("\r")) or ""
         with contextlib.suppress(OSError, ValueError):
             out.write(text + "\n")
         if text.strip():

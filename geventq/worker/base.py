@@ -19,12 +19,14 @@ from typing import Any
 import redis
 
 from .. import lifecycle, setting_rules
-from ..connection import resolve_connection
+from ..allowlist import JobModules, job_modules_from
+from ..connection import clone_connection, resolve_connection
 from ..defaults import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_ABANDONED_REQUEUES,
     DEFAULT_SHUTDOWN_GRACE,
 )
+from ..eviction import check_eviction_policy
 from ..execution import ExceptionHandler
 from ..job import Job
 from ..keys import Keys, resolve_keys
@@ -33,6 +35,7 @@ from ..queue import Queue
 from ..serializers import resolve_serializer
 from ..utils import import_attribute, now, text_ids, to_datetime
 from ..version import VERSION
+from .heartbeat import Liveness
 
 logger = logging.getLogger("geventq.worker")
 
@@ -44,7 +47,15 @@ class WorkerState:
 
 
 class Worker:
-    """The common base of all workers, and the class-level look-ups."""
+    """The common base of all workers, and the class-level look-ups.
+
+    ``job_modules``: the modules whose functions this worker may run (``JOB_MODULES``,
+    see docs/security.md); None runs any importable function. ``allow_eviction``:
+    start even when Redis' ``maxmemory-policy`` is not ``noeviction`` (with a warning).
+    """
+
+    _liveness: Liveness | None = None
+    _beat_connection: redis.Redis | None = None  # the heartbeat thread's own, when it beats
 
     def __init__(self, queues: Iterable[Queue | str] | Queue | str = ("default",),
                  connection: redis.Redis | None = None, name: str | None = None,
@@ -56,7 +67,9 @@ class Worker:
                  heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
                  shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
                  max_abandoned_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES,
-                 disable_default_exception_handler: bool = False) -> None:
+                 disable_default_exception_handler: bool = False,
+                 job_modules: Iterable[str] | JobModules | None = None,
+                 allow_eviction: bool = False) -> None:
         self.connection = resolve_connection(connection)
         self.keys = resolve_keys(keys, prefix)
         self.serializer = resolve_serializer(serializer)
@@ -86,6 +99,8 @@ class Worker:
         self.shutdown_grace = setting_rules.shutdown_grace(shutdown_grace, "shutdown_grace")
         self.max_abandoned_requeues = setting_rules.max_abandoned_requeues(
             max_abandoned_requeues, "max_abandoned_requeues")
+        self.job_modules: JobModules | None = job_modules_from(job_modules)
+        self.allow_eviction = bool(allow_eviction)
         self.birth_date: datetime | None = None
         self._loaded: dict[str, Any] = {}
 
@@ -97,14 +112,24 @@ class Worker:
     def worker_ttl(self) -> int:
         """Seconds the worker's key outlives its last heartbeat: one missed beat, plus 1 s.
 
-        The heartbeat comes from a native thread (it beats while a job blocks the
-        hub), so it is late only when Redis is; recovery sweeps (every half interval)
-        then find a dead worker within about two to three intervals of its death.
+        The heartbeat comes from the worker's pulse process (it beats while a job
+        blocks the hub or holds the GIL), so it is late only when Redis is; recovery
+        sweeps (every half interval) then find a dead worker within about two to
+        three intervals of its death.
         """
         return max(2, math.ceil(self.heartbeat_interval * 2 + 1))
 
     def register(self, **fields: Any) -> None:
-        """Announce this worker in Redis; refuse a name a live worker holds."""
+        """Announce this worker in Redis and start keeping its key alive.
+
+        Refuses (before writing anything) a name a live worker holds, and a Redis
+        that may evict keys (``EvictionPolicyError``) unless ``allow_eviction``.
+        """
+        check_eviction_policy(self.connection, self.allow_eviction)
+        if self.serializer.name == "json" and self.job_modules is None:
+            logger.warning("worker %s decodes jobs as JSON but has no JOB_MODULES: whoever can "
+                           "write to Redis can make it run any importable function "
+                           "(docs/security.md)", self.name)
         if self.connection.exists(self.key):
             raise ValueError(f"a worker named {self.name!r} is already registered and alive")
         stamp = now()
@@ -120,6 +145,13 @@ class Worker:
         pipe.expire(self.key, self.worker_ttl)
         pipe.sadd(self.keys.workers, self.name)
         pipe.execute()
+        self._liveness = Liveness(
+            self.name, self.connection,
+            {"name": self.name, "key": self.key, "workers": self.keys.workers,
+             "interval": self.heartbeat_interval, "ttl": self.worker_ttl,
+             "state": mapping["state"]},
+            self._beat_from_thread, self.heartbeat_interval)
+        self._liveness.start()
         announce_ready()
         logger.info("worker %s started on queues %s", self.name, " ".join(self.queue_names))
 
@@ -132,15 +164,28 @@ class Worker:
         pipe.sadd(self.keys.workers, self.name)
         pipe.execute()
 
+    def _beat_from_thread(self, state: str) -> None:
+        """The heartbeat from a native thread of this process, when no pulse can run."""
+        if self._beat_connection is None:
+            self._beat_connection = clone_connection(self.connection)
+        self.heartbeat(self._beat_connection, state=state)
+
     def set_state(self, state: str) -> None:
+        """Record the worker's state (idle, suspended); every later beat writes it too."""
+        if self._liveness is not None:
+            self._liveness.set_state(state)
         self.connection.hset(self.key, "state", state)
 
     def unregister(self) -> None:
         """Remove the worker; jobs still in its in-flight set go back to their queues.
 
         With Redis away, the worker is left to expire: the other workers then
-        recover whatever it still held.
+        recover whatever it still held. Its heartbeat stops first, so that no beat
+        brings the key back after it is deleted.
         """
+        if self._liveness is not None:
+            self._liveness.stop()
+            self._liveness = None
         try:
             if self.connection.scard(self.keys.worker_jobs(self.name)):
                 outcomes = lifecycle.recover_worker(self.connection, self.keys, self.name,

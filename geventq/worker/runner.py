@@ -17,7 +17,13 @@ from ..connection import connection_from_settings, describe_connection
 from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
 from ..setting_rules import check_settings, logging_level
-from ..utils import backoff_delay, import_attribute, redact_url
+from ..utils import (
+    RedactingFormatter,
+    backoff_delay,
+    import_attribute,
+    redact_url,
+    remember_settings_secrets,
+)
 
 logger = logging.getLogger("geventq.worker")
 
@@ -31,6 +37,7 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
     touch_heartbeat_file()
     try:
         settings = check_settings(load_settings())
+        remember_settings_secrets(settings)
         setup_logging(settings.get("LOGGING_LEVEL") or "INFO")
         connection = connection_from_settings(settings)
         worker = build_worker(settings, connection)
@@ -45,7 +52,11 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
             worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
             break
         except redis.AuthenticationError as exc:
-            print(f"geventq worker: Redis refused the credentials: {exc}", file=sys.stderr)
+            print(f"geventq worker: Redis refused the credentials: {redact_url(str(exc))}",
+                  file=sys.stderr)
+            return EXIT_BOOT_ERROR
+        except ConfigError as exc:  # found at start: Redis may evict keys (geventq.eviction)
+            print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
             return EXIT_BOOT_ERROR
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # only registering talks to Redis outside the worker's own retries
@@ -85,10 +96,11 @@ def touch_heartbeat_file(interval: float = 1.0) -> None:
 
 
 def setup_logging(level: str) -> None:
-    """One line per record on stderr, at the configured level."""
+    """One line per record on stderr, at the configured level, passwords hidden."""
     numeric = logging.getLevelName(logging_level(level))
-    logging.basicConfig(level=numeric, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler])
 
 
 def build_worker(settings: dict, connection: redis.Redis) -> Any:
@@ -123,6 +135,8 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
         max_blocking_time=settings.get("MAX_BLOCKING_TIME"),
         with_scheduler=settings.get("WITH_SCHEDULER"), periodic=settings.get("PERIODIC"),
         scheduler_lock_ttl=settings.get("SCHEDULER_LOCK_TTL"),
+        job_modules=settings.get("JOB_MODULES") or None,
+        allow_eviction=settings.get("ALLOW_EVICTION") or None,
     )
     accepted = _accepted_parameters(worker_class)
     kwargs = {k: v for k, v in kwargs.items() if v is not None and (accepted is None or k in accepted)}

@@ -16,7 +16,6 @@ from typing import Any
 import redis
 
 from .. import lifecycle
-from ..connection import clone_connection
 from ..exceptions import JobTimeoutException, ShutdownRequested
 from ..execution import execute
 from ..job import Job
@@ -24,7 +23,6 @@ from ..recording import RETRY_CAP, record_until_taken
 from ..redis_errors import describe, is_transient
 from ..utils import backoff_delay
 from .base import Worker, WorkerState
-from .heartbeat import HeartbeatThread
 from .recovery import DeadWorkerRecovery, lost_claims
 
 logger = logging.getLogger("geventq.worker")
@@ -78,8 +76,6 @@ class SimpleWorker(Worker):
     def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
         """Run jobs one by one until stopped (or until the queues are empty in burst mode)."""
         self.register(concurrency=1, mode="simple")
-        heartbeat = HeartbeatThread(self._beat, self.heartbeat_interval)
-        heartbeat.start()
         recovery = DeadWorkerRecovery(self.connection, self.keys, self.name, self.heartbeat_interval,
                                       self.max_abandoned_requeues)
         recovery.start()
@@ -100,7 +96,6 @@ class SimpleWorker(Worker):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             recovery.stop()
-            heartbeat.stop()
             self.unregister()
         return self._jobs_run > 0
 
@@ -151,7 +146,8 @@ class SimpleWorker(Worker):
     def _perform(self, job: Job) -> None:
         self._current = job
         try:
-            ending = execute(job, self.death_penalty, self.exception_handlers, self.default_result_ttl)
+            ending = execute(job, self.death_penalty, self.exception_handlers,
+                             self.default_result_ttl, self.job_modules)
         except ShutdownRequested:
             # on a Redis error the job stays in the in-flight set: unregister puts it back
             lifecycle.give_back(self.connection, self.keys, self.name, job.id, job.origin,
@@ -167,12 +163,6 @@ class SimpleWorker(Worker):
             ("HINCRBY", self.key, "successful" if ok else "failed", 1),
             ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))],
             sleep=time.sleep)
-
-    def _beat(self) -> None:
-        if not hasattr(self, "_beat_connection"):
-            self._beat_connection = clone_connection(self.connection)
-        state = WorkerState.SUSPENDED if self._suspended else WorkerState.IDLE
-        self.heartbeat(self._beat_connection, state=state)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_requested += 1
