@@ -38,7 +38,7 @@ def no_death_penalty(job: Job) -> ContextManager:
 
 def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
             exception_handlers: Sequence[ExceptionHandler] = (),
-            default_result_ttl: int | None = None,
+            default_result_ttl: int | None = None, *,
             stop_region: DeathPenalty = no_death_penalty,
             job_modules: JobModules | None = None) -> Ending:
     """Run ``job`` and return how it ended.

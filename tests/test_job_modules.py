@@ -161,7 +161,8 @@ def test_pickle_runs_a_writers_code_whatever_the_job_modules(connection, tmp_pat
 
     class Payload:
         def __reduce__(self):
-            return (exec, (f"open({str(marker)!r}, 'a').write('meta')",))
+            # decodes to a dict (a valid meta) after running the writer's code
+            return (eval, (f"open({str(marker)!r}, 'a').write('meta') and {{}}",))
 
     write_job(connection, "default", "pickled", "builtins.exec",
               data=pickle.dumps([None, [], {}]), meta=pickle.dumps(Payload()))

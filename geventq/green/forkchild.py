@@ -135,7 +135,7 @@ def _run(worker: Any, connection: Any, job_id: str, replies_fd: int) -> tuple:
         return ("failed", f"job {job_id} could not be loaded in its fork child:\n"
                           f"{traceback.format_exc()}", {}, None)
     ending = execute(job, _ParentEnforces(job, replies_fd), worker.exception_handlers,
-                     worker.default_result_ttl, worker.job_modules)
+                     worker.default_result_ttl, job_modules=worker.job_modules)
     return (ending.outcome, ending.payload, ending.extra, ending.default_result_ttl)
 
 

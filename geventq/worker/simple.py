@@ -147,7 +147,7 @@ class SimpleWorker(Worker):
         self._current = job
         try:
             ending = execute(job, self.death_penalty, self.exception_handlers,
-                             self.default_result_ttl, self.job_modules)
+                             self.default_result_ttl, job_modules=self.job_modules)
         except ShutdownRequested:
             # on a Redis error the job stays in the in-flight set: unregister puts it back
             lifecycle.give_back(self.connection, self.keys, self.name, job.id, job.origin,
