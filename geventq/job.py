@@ -14,13 +14,13 @@ from typing import Any
 import redis
 
 from .callables import describe_callable, resolve_callable
-from .connection import resolve_connection
+from .connection import resolve_connection_and_keys
 from .context import reset_current_job, set_current_job
 from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re-exported)
 from .exceptions import DeserializationError, NoSuchJobError
 from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
-from .keys import Keys, resolve_keys
+from .keys import Keys
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
@@ -77,9 +77,8 @@ class Job(JobActions):
         # a generated id that was never written cannot be taken: enqueueing skips the look-up
         self._fresh_id = not id
         self.id = id or new_job_id()
-        self.connection = resolve_connection(connection)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.serializer: Serializer = resolve_serializer(serializer)
-        self.keys = resolve_keys(keys, prefix)
         self.key = self.keys.job(self.id)
         self._kwargs: dict = {}
         self.meta: dict = {}
@@ -234,8 +233,7 @@ class Job(JobActions):
                    keys: Keys | None = None) -> list[Job | None]:
         """Load many jobs in one round trip; None where a job does not exist."""
         ids = list(ids)
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         pipe = connection.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(keys.job(job_id))

@@ -11,12 +11,12 @@ import redis
 from . import enqueueing, scripts
 from .callables import check_importable_from_worker
 from .callbacks import callback_fields
-from .connection import resolve_connection
+from .connection import resolve_connection_and_keys
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
 from .job import Job
-from .keys import Keys, resolve_keys
+from .keys import Keys
 from .registry import (
     CanceledJobRegistry,
     DeferredJobRegistry,
@@ -76,8 +76,7 @@ class Queue:
             raise ValueError(f"queue name must be a non-empty string without ':' or "
                              f"whitespace, got {name!r}")
         self.name = name
-        self.connection = resolve_connection(connection)
-        self.keys = resolve_keys(keys, prefix)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.key = self.keys.queue(name)
         self.serializer = resolve_serializer(serializer)
         self.default_timeout = parse_timeout(default_timeout, name="default_timeout") \
@@ -346,8 +345,7 @@ class Queue:
     def all(cls, connection: redis.Redis | None = None, prefix: str | None = None,
             keys: Keys | None = None, serializer: Any = None) -> list[Queue]:
         """Every queue that has had a job, sorted by name."""
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         names = sorted(as_str(n) for n in connection.smembers(keys.queues))
         return [cls(n, connection=connection, keys=keys, serializer=serializer) for n in names]
 

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from .. import lifecycle
-from ..connection import resolve_connection
+from ..connection import resolve_connection_and_keys
 from ..defaults import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_ABANDONED_REQUEUES,
@@ -27,7 +27,7 @@ from ..defaults import (
 )
 from ..execution import ExceptionHandler
 from ..job import Job
-from ..keys import Keys, resolve_keys
+from ..keys import Keys
 from ..queue import Queue
 from ..serializers import resolve_serializer
 from ..utils import as_str, import_attribute, now, to_datetime
@@ -56,8 +56,7 @@ class Worker:
                  shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
                  max_abandoned_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES,
                  disable_default_exception_handler: bool = False) -> None:
-        self.connection = resolve_connection(connection)
-        self.keys = resolve_keys(keys, prefix)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.serializer = resolve_serializer(serializer)
         self.job_class: type[Job] = _class(job_class, Job, "job class")
         self.queue_class: type[Queue] = _class(queue_class, Queue, "queue class")
@@ -223,8 +222,7 @@ class Worker:
         """Every live worker (of one queue, when ``queue`` is given), sorted by name."""
         if queue is not None:
             connection, keys = queue.connection, queue.keys
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         names = sorted(as_str(n) for n in connection.smembers(keys.workers))
         pipe = connection.pipeline(transaction=False)
         for name in names:
@@ -245,8 +243,7 @@ class Worker:
     def find_by_key(cls, worker_key: str, connection: redis.Redis | None = None,
                     prefix: str | None = None, keys: Keys | None = None) -> Worker | None:
         """The live worker with this key (``geventq:worker:<name>``), or None."""
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         name = keys.parse_worker_key(worker_key)
         record = connection.hgetall(worker_key)
         return cls._from_record(name, record, connection, keys) if record else None
