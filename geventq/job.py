@@ -147,7 +147,7 @@ class Job(JobActions):
         if meta:
             job.meta = dict(meta)
         if depends_on is not None:
-            job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on)
+            job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on, job.keys.prefix)
         if at_front:
             job.at_front = True
         return job

@@ -56,12 +56,19 @@ class Worker:
                  shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
                  max_abandoned_requeues: int = DEFAULT_MAX_ABANDONED_REQUEUES,
                  disable_default_exception_handler: bool = False) -> None:
+        if isinstance(queues, (str, Queue)):
+            queues = [queues]
+        queues = list(queues)
+        if keys is None and prefix is None:  # Queue objects name the prefix the worker serves
+            keys = next((q.keys for q in queues if isinstance(q, Queue)), None)
         self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.serializer = resolve_serializer(serializer)
         self.job_class: type[Job] = _class(job_class, Job, "job class")
         self.queue_class: type[Queue] = _class(queue_class, Queue, "queue class")
-        if isinstance(queues, (str, Queue)):
-            queues = [queues]
+        foreign = [q.name for q in queues if isinstance(q, Queue) and q.keys.prefix != self.keys.prefix]
+        if foreign:
+            raise ValueError(f"queue(s) {', '.join(foreign)} are under another key prefix than the "
+                             f"worker's {self.keys.prefix!r}: a worker serves the queues of one prefix")
         self.queues: list[Queue] = [
             q if isinstance(q, Queue) else self.queue_class(
                 q, connection=self.connection, keys=self.keys, serializer=self.serializer)
