@@ -37,10 +37,13 @@ def redis_cluster():
     Where redis-server or redis-cli cannot run a cluster, every such test fails with
     the one line saying why (never a silent skip).
     """
+    reason = None
     try:
         cluster = LocalRedisCluster().start()
     except ClusterUnavailable as exc:
-        pytest.fail(f"cannot start a local Redis Cluster: {exc}", pytrace=False)
+        reason = str(exc)
+    if reason is not None:  # outside the except block: no chained traceback, one line
+        pytest.fail(f"cannot start a local Redis Cluster: {reason}", pytrace=False)
     yield cluster
     cluster.close()
 

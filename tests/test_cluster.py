@@ -60,6 +60,68 @@ def prefixes_on_two_shards(redis_cluster) -> tuple[str, str]:
     raise AssertionError("no two candidate prefixes on different shards")
 
 
+# -- without a cluster: the prefix rule and the harness's refusals ----------------------
+
+@pytest.mark.parametrize("prefix, tag", [
+    ("{geventq}:", "geventq"), ("app{emails}:", "emails"), ("{a}{b}:", "a"), ("{a:b}:x:", "a:b"),
+    ("geventq:", None), ("{}:", None), ("{}{a}:", None), ("a{b:", None), ("a}b{:", None)])
+def test_hash_tag_is_the_one_redis_hashes_by(prefix, tag):
+    from redis.crc import key_slot
+
+    from geventq.keys import hash_tag
+
+    assert hash_tag(prefix) == tag
+    if tag is not None:  # every key under the prefix has the tag's slot, whatever follows
+        for suffix in ("queue:default", "job:x}{y", "}{z}"):
+            assert key_slot((prefix + suffix).encode()) == key_slot(tag.encode())
+
+
+def test_resolve_keys_in_cluster_mode(monkeypatch):
+    from geventq.keys import Keys, resolve_keys
+
+    monkeypatch.delenv("GEVENTQ_PREFIX", raising=False)
+    assert resolve_keys(cluster=True).prefix == "{geventq}:"
+    assert resolve_keys().prefix == "geventq:"
+    assert resolve_keys(prefix="{x}:", cluster=True).prefix == "{x}:"
+    with pytest.raises(ValueError, match=r"'\{geventq\}:'"):
+        resolve_keys(Keys("geventq:"), cluster=True)
+
+
+def _fake(tmp_path, name: str, script: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_the_harness_says_in_one_line_why_it_cannot_start_a_cluster(tmp_path):
+    from geventq.testing import ClusterUnavailable, LocalRedisCluster, find_redis_server
+
+    cases = [
+        (dict(cli=str(tmp_path / "missing")), "cannot run"),
+        (dict(cli=_fake(tmp_path, "old-cli", "echo redis-cli 4.0.9")), "needs Redis 5 or later"),
+        (dict(cli=_fake(tmp_path, "cli", "echo redis-cli 7.0.15"),
+              binary=_fake(tmp_path, "server", "exit 1")), "cannot run as a cluster node"),
+    ]
+    for kwargs, needle in cases:
+        kwargs.setdefault("binary", find_redis_server())
+        with pytest.raises(ClusterUnavailable, match=needle) as info:
+            LocalRedisCluster(**kwargs).start()
+        assert "\n" not in str(info.value)
+
+
+def test_cluster_tests_fail_with_one_line_when_the_cluster_cannot_start(tmp_path):
+    old_cli = _fake(tmp_path, "redis-cli", "echo redis-cli 4.0.9")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rE",
+         "tests/test_cluster.py::test_default_prefix_on_a_cluster_is_tagged"],
+        cwd=ROOT, env=dict(worker_env("redis://127.0.0.1:1"), GEVENTQ_REDIS_CLI=old_cli),
+        capture_output=True, text=True, timeout=50)
+    assert proc.returncode != 0 and "skipped" not in proc.stdout
+    assert "1 error" in proc.stdout
+    assert "cannot start a local Redis Cluster: " in proc.stdout and "needs Redis 5 or later" in proc.stdout
+
+
 # -- connecting -----------------------------------------------------------------------
 
 def test_get_connection_with_cluster_returns_a_redis_cluster(redis_cluster, cluster_connection):
