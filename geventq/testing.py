@@ -147,7 +147,6 @@ class RedisServer:
 
 
 REDIS_CLI_ENV = "GEVENTQ_REDIS_CLI"
-CLUSTER_SLOTS = 16384
 
 
 class ClusterUnavailable(RuntimeError):
@@ -201,11 +200,8 @@ class LocalRedisCluster:
         return [f"redis://127.0.0.1:{node.port}" for node in self.nodes]
 
     def node(self, port: int) -> RedisServer:
-        """The node listening on ``port``."""
-        for node in self.nodes:
-            if node.port == port:
-                return node
-        raise KeyError(f"no node of this cluster listens on port {port}")
+        """The node listening on ``port`` (KeyError if none)."""
+        return {node.port: node for node in self.nodes}[port]
 
     def running(self) -> list[RedisServer]:
         """The nodes whose process is alive."""
@@ -243,12 +239,10 @@ class LocalRedisCluster:
                                  timeout=10).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             raise ClusterUnavailable(f"cannot run {self.cli}: {exc}") from None
-        version = out.split()[-1] if out.split() else ""
-        try:
-            major = int(version.split(".")[0])
-        except ValueError:
-            raise ClusterUnavailable(f"cannot tell the version of {self.cli}: {out.strip()!r}") from None
-        if major < 5:
+        version = (out.split() or [""])[-1]
+        if not version.split(".")[0].isdigit():
+            raise ClusterUnavailable(f"cannot tell the version of {self.cli}: {out.strip()!r}")
+        if int(version.split(".")[0]) < 5:
             raise ClusterUnavailable(f"{self.cli} is version {version}: 'redis-cli --cluster' "
                                      "needs Redis 5 or later")
 
@@ -330,7 +324,7 @@ class LocalRedisCluster:
         for info in self._ask(["CLUSTER", "INFO"], running).values():
             fields = _info_fields(info)
             if fields.get("cluster_state") != "ok" or \
-                    fields.get("cluster_slots_ok") != str(CLUSTER_SLOTS) or \
+                    fields.get("cluster_slots_ok") != "16384" or \
                     fields.get("cluster_known_nodes") != str(len(self.nodes)):
                 return False
         replication = self._ask(["INFO", "replication"], running)

@@ -342,3 +342,16 @@ def test_worker_without_cluster_option_on_a_cluster_node_exits_3(redis_cluster, 
     assert worker.wait(20) == 3
     lines = worker.output().strip().splitlines()
     assert len(lines) == 1 and "node of a Redis Cluster: start the worker with --cluster" in lines[0]
+
+
+def test_pool_passes_cluster_on_to_its_workers(redis_cluster, cluster_connection):
+    q = Queue("default", connection=cluster_connection)
+    ids = [j.id for j in q.enqueue_many([Queue.prepare_data(jobs.add, (i, 1)) for i in range(100)])]
+    proc = subprocess.run(
+        [sys.executable, "-m", "geventq", "pool", "--cluster", "-N", "2", "--burst", "--pool-name",
+         "clusterpool", *QUIET, "default"], cwd=ROOT, env=worker_env(redis_cluster.urls[2]),
+        capture_output=True, text=True, timeout=50, start_new_session=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert q.finished_job_registry.count == 100
+    names = {j.worker_name for j in Job.fetch_many(ids, connection=cluster_connection)}
+    assert names and all(name.startswith("clusterpool.") for name in names)
