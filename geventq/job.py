@@ -20,7 +20,7 @@ from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re
 from .exceptions import DeserializationError, NoSuchJobError
 from .ids import new_job_id  # noqa: F401  (re-exported)
 from .job_actions import JobActions
-from .keys import Keys
+from .keys import Keys, resolve_keys  # noqa: F401  (resolve_keys re-exported)
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
