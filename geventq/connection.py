@@ -62,8 +62,9 @@ def _cluster_client(url: str, kwargs: dict[str, Any]) -> Any:
         error = as_redis_error(exc)
         if isinstance(error, redis.AuthenticationError):
             raise error
+        reason = str(exc.__cause__ or exc)  # the node's own error, without redis-py's preamble
         raise redis.ConnectionError(f"cannot reach the Redis Cluster at {redact_url(url)}: "
-                                    f"{_redact(str(exc), url)}") from None
+                                    f"{_redact(reason, url)}") from None
 
 
 def connection_from_settings(settings: dict) -> Any:

@@ -172,6 +172,16 @@ def test_unreachable_cluster_is_a_connection_error_without_the_password():
     assert "Hush-9-secret" not in str(info.value)
 
 
+def test_worker_with_no_wait_and_no_cluster_exits_3_with_one_line(start_worker):
+    url = f"redis://bob:Hush-9-secret@127.0.0.1:{free_port()}"
+    worker = start_worker("--cluster", "--no-wait", env_extra={"REDIS_URL": url})
+    assert worker.wait(20) == 3
+    lines = worker.output().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("geventq worker: cannot reach the Redis Cluster at "
+                                                    "redis://bob:***@127.0.0.1:")
+    assert "Hush-9-secret" not in lines[0]
+
+
 # -- prefixes ---------------------------------------------------------------------------
 
 def test_default_prefix_on_a_cluster_is_tagged(cluster_connection):
