@@ -31,7 +31,10 @@ REDIS_URL = None
 # REDIS_SENTINEL_PASSWORD = None   # if the sentinels themselves require AUTH
 # REDIS_SENTINEL_USERNAME = None
 # REDIS_SENTINEL_KWARGS = {}       # more redis-py keywords for the sentinel connections
-PREFIX = "geventq:"            # every key starts with this; "{geventq}:" for one cluster slot
+# Redis Cluster: REDIS_URL (or REDIS_HOST/PORT) is any node of the cluster; every key of a
+# prefix then lives in one hash slot, so PREFIX must carry a hash tag (docs/deployment.md).
+REDIS_CLUSTER = False          # --cluster
+PREFIX = None                  # every key starts with this; None: "geventq:", or "{geventq}:" with REDIS_CLUSTER
 SERIALIZER = None              # None/"pickle" (trusts Redis), "json", or a dotted path
 
 # --- Security (docs/security.md) ------------------------------------------------

@@ -1,4 +1,4 @@
-"""Getting a Redis connection: a URL, host/port settings, TLS, ACL users or Sentinel."""
+"""Getting a Redis connection: a URL, host/port settings, TLS, ACL users, Sentinel or Cluster."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ import os
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
+from .cluster import (
+    as_redis_error,
+    clone_slot_client,
+    describe_cluster,
+    describe_slot_client,
+    rebind,
+    slot_client,
+    slot_route,
+)
 from .defaults import DEFAULT_REDIS_URL
 from .exceptions import ConfigError
+from .keys import Keys, resolve_keys
 from .utils import redact_url, remember_secret, remember_settings_secrets, url_password
 
 # settings key -> redis-py keyword, for TLS connections
@@ -18,16 +30,23 @@ _SOCKET_SETTINGS = {"REDIS_SOCKET_TIMEOUT": "socket_timeout",
                     "REDIS_SOCKET_CONNECT_TIMEOUT": "socket_connect_timeout"}
 
 
-def get_connection(url: str | None = None, **kwargs) -> redis.Redis:
+def get_connection(url: str | None = None, cluster: bool = False, **kwargs) -> Any:
     """Return a ``redis.Redis`` for ``url``, else ``$REDIS_URL``, else localhost.
 
     Accepts ``redis://``, ``rediss://`` (TLS), ``unix://`` and user/password
     in the URL. A malformed URL raises ``ValueError`` with the password hidden
     (from that moment on, every message of the process hides it: ``redact_url``).
+
+    With ``cluster=True``: a ``redis.cluster.RedisCluster`` seeded by ``url``
+    (any node of the cluster). It reads the cluster's topology at once, so an
+    unreachable cluster raises ``redis.ConnectionError`` here (wrong
+    credentials: ``redis.AuthenticationError``).
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     remember_secret(url_password(url))
     _check_credentials(url)
+    if cluster:
+        return _cluster_client(url, kwargs)
     try:
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
@@ -53,19 +72,51 @@ def _check_credentials(url: str) -> None:
                              f"which a URL must carry percent-encoded ({code})")
 
 
-def connection_from_settings(settings: dict) -> redis.Redis:
+def _cluster_client(url: str, kwargs: dict[str, Any]) -> Any:
+    if url.startswith("unix://"):
+        raise ValueError(f"bad Redis URL {redact_url(url)!r}: a Redis Cluster is reached over "
+                         "TCP (redis:// or rediss://), not a unix socket")
+    try:
+        return RedisCluster.from_url(url, **kwargs)
+    except ValueError as exc:
+        raise ValueError(f"bad Redis URL {redact_url(url)!r}: {redact_url(str(exc))}") from None
+    except RedisClusterException as exc:
+        error = as_redis_error(exc)
+        if isinstance(error, redis.AuthenticationError):
+            raise error
+        reason = str(exc.__cause__ or exc)  # the node's own error, without redis-py's preamble
+        raise redis.ConnectionError(f"cannot reach the Redis Cluster at {redact_url(url)}: "
+                                    f"{redact_url(reason)}") from None
+
+
+def connection_from_settings(settings: dict) -> Any:
     """A connection from config keys.
 
     ``REDIS_SENTINELS`` (with ``REDIS_SENTINEL_MASTER``) wins; else ``REDIS_URL``;
     else ``REDIS_HOST``/``PORT``/``DB``/``USERNAME``/``PASSWORD`` (``REDIS_SSL`` for
     TLS); else ``$REDIS_URL`` or localhost. ``REDIS_SSL_CA_CERTS``/``CERTFILE``/
-    ``KEYFILE`` apply to every TLS connection. Raises ``ConfigError`` naming the
-    setting that is wrong (never showing a password).
+    ``KEYFILE`` apply to every TLS connection. With ``REDIS_CLUSTER = True`` that
+    address is any node of a Redis Cluster and the result a
+    ``redis.cluster.RedisCluster`` (see :func:`get_connection`). Raises
+    ``ConfigError`` naming the setting that is wrong (never showing a password).
     """
     remember_settings_secrets(settings)
     url = settings.get("REDIS_URL")
+    cluster = _bool_setting(settings, "REDIS_CLUSTER")
     if settings.get("REDIS_SENTINELS"):
+        if cluster:
+            raise ConfigError("REDIS_CLUSTER and REDIS_SENTINELS are both set: a Redis Cluster "
+                              "fails over by itself, without Sentinel; keep one")
         return _sentinel_master(settings)
+    if cluster and not url and settings.get("REDIS_HOST"):
+        if _int_setting(settings, "REDIS_DB", 0) != 0:
+            raise ConfigError("REDIS_DB must be 0 (or unset) with REDIS_CLUSTER: a cluster has "
+                              "one database")
+        url = _url_from_host(settings)
+    if cluster:
+        url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        tls = url.startswith("rediss://")
+        return get_connection(url, cluster=True, **_options(settings, tls, "a rediss:// URL"))
     if url or not settings.get("REDIS_HOST"):
         url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         tls = url.startswith("rediss://")
@@ -98,6 +149,30 @@ def _options(settings: dict, tls: bool, how: str) -> dict[str, Any]:
     if tls and settings.get("REDIS_SSL_CERT_REQS"):
         options["ssl_cert_reqs"] = settings["REDIS_SSL_CERT_REQS"]
     return options
+
+
+def _url_from_host(settings: dict) -> str:
+    """A URL for REDIS_HOST/PORT/USERNAME/PASSWORD/SSL (cluster clients start from a URL)."""
+    from urllib.parse import quote
+
+    user, password = settings.get("REDIS_USERNAME"), settings.get("REDIS_PASSWORD")
+    auth = ""
+    if user or password:
+        auth = f"{quote(str(user or ''), safe='')}:{quote(str(password or ''), safe='')}@"
+    scheme = "rediss" if settings.get("REDIS_SSL") else "redis"
+    return f"{scheme}://{auth}{settings['REDIS_HOST']}:{_int_setting(settings, 'REDIS_PORT', 6379)}"
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _bool_setting(settings: dict, key: str) -> bool:
+    value = settings.get(key)
+    if value is None or isinstance(value, bool) or value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{key} must be True or False, got {value!r}")
 
 
 def _int_setting(settings: dict, key: str, default: int) -> int:
@@ -172,8 +247,11 @@ def _following_classes() -> dict[bool, type]:
     return _FOLLOWING
 
 
-def describe_connection(connection: redis.Redis) -> str:
+def describe_connection(connection: Any) -> str:
     """Where a client points, without its password: for logs and error messages."""
+    if is_cluster(connection):
+        return describe_slot_client(connection) if isinstance(connection, redis.Redis) \
+            else describe_cluster(connection)
     pool = connection.connection_pool
     kwargs = pool.connection_kwargs
     user = f"{kwargs['username']}@" if kwargs.get("username") else ""
@@ -189,25 +267,68 @@ def describe_connection(connection: redis.Redis) -> str:
            f"{kwargs.get('db', 0)}{tls}"
 
 
-def resolve_connection(connection: redis.Redis | None) -> redis.Redis:
-    """The given connection, or one from the environment; refuse decoded clients."""
+def is_cluster(connection: Any) -> bool:
+    """True for a ``redis.cluster.RedisCluster`` and for the slot clients made from one."""
+    if isinstance(connection, RedisCluster):
+        return True
+    if isinstance(connection, redis.Redis):
+        return slot_route(connection) is not None
+    return False
+
+
+def is_cluster_node(connection: redis.Redis) -> bool:
+    """True when the server of a plain client runs in cluster mode (it needs a cluster client)."""
+    try:
+        return bool(connection.info("cluster").get("cluster_enabled"))
+    except redis.ResponseError:  # INFO refused to this ACL user: cannot tell
+        return False
+
+
+def resolve_connection(connection: Any = None, keys: Keys | None = None) -> redis.Redis:
+    """The given connection, or one from the environment; refuse decoded clients.
+
+    A ``redis.cluster.RedisCluster`` (or a slot client of another prefix) becomes
+    the ``redis.Redis`` of the primary serving the slot of ``keys`` (default: the
+    cluster default prefix), shared by everything that uses that prefix.
+    """
     if connection is None:
         return get_connection()
-    if not isinstance(connection, redis.Redis):
-        raise TypeError(f"connection must be a redis.Redis instance, got {type(connection).__name__}")
+    if not isinstance(connection, redis.Redis) and not is_cluster(connection):
+        raise TypeError(f"connection must be a redis.Redis or a redis.cluster.RedisCluster, "
+                        f"got {type(connection).__name__}")
     if connection.get_connection_kwargs().get("decode_responses"):
         raise ValueError(
-            "geventq stores binary data: pass a redis.Redis made without decode_responses=True"
+            "geventq stores binary data: pass a client made without decode_responses=True"
         )
+    if is_cluster(connection):
+        keys = resolve_keys(keys, cluster=True)
+        return rebind(connection, keys) if isinstance(connection, redis.Redis) \
+            else slot_client(connection, keys)
     return connection
+
+
+def resolve_connection_and_keys(connection: Any = None, keys: Keys | None = None,
+                                prefix: str | None = None) -> tuple[redis.Redis, Keys]:
+    """The client and key space a Queue, Job, registry or Worker works with.
+
+    Keys: ``keys``, else ``prefix``, ``$GEVENTQ_PREFIX`` or the default
+    (``geventq:``; ``{geventq}:`` on a cluster, where a prefix without a hash tag
+    is refused with ValueError). The client: :func:`resolve_connection`.
+    """
+    keys = resolve_keys(keys, prefix, cluster=is_cluster(connection))
+    return resolve_connection(connection, keys), keys
+
 
 
 def clone_connection(connection: redis.Redis) -> redis.Redis:
     """A client to the same server with a pool of its own (for another thread or process).
 
-    A Sentinel client gets its own Sentinel clients too, so it follows a failover
-    without sharing a socket or a lock with the original.
+    A Sentinel client gets its own Sentinel clients too, and a cluster slot client
+    its own cluster client, so it follows a failover without sharing a socket or a
+    lock with the original.
     """
+    if is_cluster(connection):
+        return clone_slot_client(connection)
     pool = connection.connection_pool
     kwargs = dict(pool.connection_kwargs)
     sentinel = getattr(pool, "sentinel_manager", None)

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import redis
 
+from .connection import resolve_connection_and_keys
 from .exceptions import InvalidJobOperation, NoSuchJobError
-from .job import resolve_keys
 from .keys import Keys
 from .utils import as_str
 
 
 def suspend(connection: redis.Redis, keys: Keys | None = None, duration: int | None = None) -> None:
     """Make every worker stop taking new jobs (running ones go on)."""
-    keys = resolve_keys(keys)
+    connection, keys = resolve_connection_and_keys(connection, keys)
     connection.set(keys.suspended, 1, ex=duration)
 
 
 def resume(connection: redis.Redis, keys: Keys | None = None) -> None:
     """Let suspended workers take jobs again."""
-    connection.delete(resolve_keys(keys).suspended)
+    connection, keys = resolve_connection_and_keys(connection, keys)
+    connection.delete(keys.suspended)
 
 
 def is_suspended(connection: redis.Redis, keys: Keys | None = None) -> bool:
-    return bool(connection.exists(resolve_keys(keys).suspended))
+    connection, keys = resolve_connection_and_keys(connection, keys)
+    return bool(connection.exists(keys.suspended))
 
 
 def send_stop_job_command(connection: redis.Redis, job_id: str, keys: Keys | None = None) -> None:
@@ -30,7 +32,7 @@ def send_stop_job_command(connection: redis.Redis, job_id: str, keys: Keys | Non
 
     Raises NoSuchJobError or InvalidJobOperation when the job is not running.
     """
-    keys = resolve_keys(keys)
+    connection, keys = resolve_connection_and_keys(connection, keys)
     status = connection.hget(keys.job(job_id), "status")
     if status is None:
         raise NoSuchJobError(f"no job with id {job_id!r}")

@@ -1,6 +1,7 @@
 """Default values shared by the library, the worker and the launcher."""
 
 DEFAULT_PREFIX = "geventq:"
+CLUSTER_DEFAULT_PREFIX = "{geventq}:"  # in Redis Cluster mode: one hash slot for every key
 DEFAULT_QUEUE = "default"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 

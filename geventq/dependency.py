@@ -19,8 +19,13 @@ class Dependency:
         self.allow_failure = bool(allow_failure)
 
 
-def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
-    """Normalise ``depends_on`` to (job ids, allow_failure)."""
+def dependency_ids(depends_on: Any, prefix: str | None = None) -> tuple[list[str], bool]:
+    """Normalise ``depends_on`` to (job ids, allow_failure).
+
+    A Job of a key prefix other than ``prefix`` is refused (ValueError): a job
+    waits only for jobs of its own prefix (on a cluster, another prefix may live
+    on another shard, out of reach of the atomic release).
+    """
     if depends_on is None:
         return [], False
     allow_failure = False
@@ -34,6 +39,9 @@ def dependency_ids(depends_on: Any) -> tuple[list[str], bool]:
     ids = []
     for item in items:
         if isinstance(item, JobActions):
+            if prefix is not None and item.keys.prefix != prefix:
+                raise ValueError(f"job {item.id} is under key prefix {item.keys.prefix!r}, not "
+                                 f"{prefix!r}: a job can depend only on jobs of its own prefix")
             item = item.id
         elif not isinstance(item, str):
             raise ValueError(f"depends_on takes Jobs or job ids, got {item!r}")

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from .callables import describe_callable, resolve_callable
-from .connection import resolve_connection
+from .connection import resolve_connection_and_keys
 from .context import reset_current_job, set_current_job
 from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re-exported)
 from .exceptions import DeserializationError, NoSuchJobError
@@ -29,7 +29,7 @@ from .job_fields import (
     whole_number,
     whole_number_or_none,
 )
-from .keys import Keys, resolve_keys
+from .keys import Keys, resolve_keys  # noqa: F401  (resolve_keys re-exported)
 from .names import check_job_id, job_id_to_look_up
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
@@ -87,9 +87,8 @@ class Job(JobActions):
         # a generated id that was never written cannot be taken: enqueueing skips the look-up
         self._fresh_id = not id
         self.id = id or new_job_id()
-        self.connection = resolve_connection(connection)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.serializer: Serializer = resolve_serializer(serializer)
-        self.keys = resolve_keys(keys, prefix)
         self.key = self.keys.job(self.id)
         self._kwargs: dict = {}
         self.meta: dict = {}
@@ -159,7 +158,7 @@ class Job(JobActions):
         if meta:
             job.meta = dict(meta)
         if depends_on is not None:
-            job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on)
+            job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on, job.keys.prefix)
         if at_front:
             job.at_front = True
         return job
@@ -253,8 +252,7 @@ class Job(JobActions):
         if isinstance(ids, (str, bytes)):
             raise ValueError(f"fetch_many takes a list of job ids, got {ids!r}")
         ids = [job_id_to_look_up(job_id) for job_id in ids]
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         pipe = connection.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(keys.job(job_id))

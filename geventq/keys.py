@@ -1,15 +1,15 @@
 """Every Redis key geventq uses, in one place (see docs/data-model.md).
 
 All keys share one prefix. The prefix may carry a Redis Cluster hash tag
-(``{geventq}:``) so that every key lands on one slot; Lua scripts always get
-their keys from here through KEYS, never build them.
+(``{geventq}:``) so that every key lands on one slot (in cluster mode it must);
+Lua scripts always get their keys from here through KEYS, never build them.
 """
 
 from __future__ import annotations
 
 import os
 
-from .defaults import DEFAULT_PREFIX
+from .defaults import CLUSTER_DEFAULT_PREFIX, DEFAULT_PREFIX
 
 REGISTRY_NAMES = ("started", "finished", "failed", "deferred", "canceled", "scheduled")
 
@@ -120,8 +120,39 @@ class Keys:
         return key[len(head):]
 
 
-def resolve_keys(keys: Keys | None = None, prefix: str | None = None) -> Keys:
-    """The given key space, else one for ``prefix``, ``$GEVENTQ_PREFIX`` or the default."""
-    if keys is not None:
-        return keys
-    return Keys(prefix or os.environ.get("GEVENTQ_PREFIX") or DEFAULT_PREFIX)
+def hash_tag(prefix: str) -> str | None:
+    """The Redis Cluster hash tag every key under ``prefix`` hashes by, or None.
+
+    Redis hashes a key by the text between its first ``{`` and the first ``}``
+    after it, when that text is not empty. When both braces are in the prefix,
+    every key under it has the same tag, hence the same slot, whatever follows.
+    """
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1) if start >= 0 else -1
+    if end <= start + 1:
+        return None
+    return prefix[start + 1:end]
+
+
+def check_cluster_prefix(prefix: str) -> None:
+    """Raise ValueError, naming a tagged prefix, when ``prefix`` cannot live in one slot."""
+    if hash_tag(prefix) is None:
+        name = prefix.strip(":{}") or "geventq"
+        raise ValueError(
+            f"key prefix {prefix!r} has no hash tag: in Redis Cluster mode every key of a "
+            f"prefix must share one hash slot; use a prefix such as '{{{name}}}:' (the text "
+            f"in braces is the hash tag)")
+
+
+def resolve_keys(keys: Keys | None = None, prefix: str | None = None, cluster: bool = False) -> Keys:
+    """The given key space, else one for ``prefix``, ``$GEVENTQ_PREFIX`` or the default.
+
+    The default is ``geventq:``, or ``{geventq}:`` when ``cluster`` is true; in
+    cluster mode a prefix without a hash tag is refused (ValueError).
+    """
+    if keys is None:
+        default = CLUSTER_DEFAULT_PREFIX if cluster else DEFAULT_PREFIX
+        keys = Keys(prefix or os.environ.get("GEVENTQ_PREFIX") or default)
+    if cluster:
+        check_cluster_prefix(keys.prefix)
+    return keys

@@ -11,12 +11,12 @@ import redis
 from . import enqueueing, scripts
 from .callables import check_importable_from_worker
 from .callbacks import callback_fields
-from .connection import resolve_connection
+from .connection import resolve_connection_and_keys
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
 from .job import Job
-from .keys import Keys, resolve_keys
+from .keys import Keys
 from .names import check_queue_name
 from .registry import (
     CanceledJobRegistry,
@@ -74,8 +74,7 @@ class Queue:
                  job_class: type[Job] | str | None = None, prefix: str | None = None,
                  keys: Keys | None = None, default_result_ttl: int | None = None):
         self.name = check_queue_name(name)
-        self.connection = resolve_connection(connection)
-        self.keys = resolve_keys(keys, prefix)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.key = self.keys.queue(name)
         self.serializer = resolve_serializer(serializer)
         self.default_timeout = parse_timeout(default_timeout, name="default_timeout") \
@@ -388,8 +387,7 @@ class Queue:
         A name in Redis that is not a valid queue name (never written by geventq) is
         left out: see :func:`stored_queue_names`.
         """
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         names, _ = stored_queue_names(connection, keys)
         return [cls(n, connection=connection, keys=keys, serializer=serializer) for n in names]
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import redis
 
-from .connection import resolve_connection
+from .connection import resolve_connection_and_keys
 from .exceptions import InvalidJobOperation
 from .job import Job
-from .keys import Keys, resolve_keys
+from .keys import Keys
 from .utils import now, text_ids, to_datetime
 
 
@@ -32,8 +32,7 @@ class BaseRegistry:
             name, connection, keys = queue.name, queue.connection, queue.keys
             serializer, job_class = queue.serializer, queue.job_class
         self.name = name
-        self.connection = resolve_connection(connection)
-        self.keys = resolve_keys(keys, prefix)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.serializer = serializer
         self.job_class = job_class or Job
         self.key = self.keys.registry(self.kind, name)

@@ -178,6 +178,8 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "BURST": _flag_rule("BURST"),
     "WITH_SCHEDULER": _flag_rule("WITH_SCHEDULER"),
     "NO_WAIT": _flag_rule("NO_WAIT"),
+    "REDIS_CLUSTER": _flag_rule("REDIS_CLUSTER"),
+    "ALLOW_EVICTION": _flag_rule("ALLOW_EVICTION"),
     "WORKERS": workers,
     "WORKER_TIMEOUT": lambda value: positive_seconds(value, "WORKER_TIMEOUT"),
     "WORKER_BOOT_TIMEOUT": lambda value: positive_seconds(value, "WORKER_BOOT_TIMEOUT"),

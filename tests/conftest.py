@@ -15,7 +15,7 @@ import threading
 import pytest
 import redis
 
-from geventq.testing import RedisServer, find_redis_server
+from geventq.testing import ClusterUnavailable, LocalRedisCluster, RedisServer, find_redis_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,6 +28,40 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A local Redis Cluster (3 primaries, 3 replicas), started for the tests that ask for it.
+
+    Where redis-server or redis-cli cannot run a cluster, every such test fails with
+    the one line saying why (never a silent skip).
+    """
+    reason = None
+    try:
+        cluster = LocalRedisCluster().start()
+    except ClusterUnavailable as exc:
+        reason = str(exc)
+    if reason is not None:  # outside the except block: no chained traceback, one line
+        pytest.fail(f"cannot start a local Redis Cluster: {reason}", pytrace=False)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def cluster_connection(redis_cluster):
+    """A ``RedisCluster`` client of the local cluster, every primary emptied first.
+
+    A test that killed a node leaves it to this fixture to bring it back.
+    """
+    from geventq.connection import get_connection
+
+    if not redis_cluster.is_healthy():
+        redis_cluster.heal()
+    redis_cluster.flush()  # our own private cluster: safe to clean
+    conn = get_connection(redis_cluster.url, cluster=True)
+    yield conn
+    conn.close()
 
 
 @pytest.fixture

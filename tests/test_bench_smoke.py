@@ -35,3 +35,11 @@ def test_throughput_bench_runs():
 def test_cpu_bound_bench_runs():
     out = run_bench("cpu_bound.py", "--no-rq")
     assert "CPU jobs of ~250 ms" in out and "no-op jobs" in out
+
+
+@pytest.mark.timeout(60)
+def test_redis_cost_bench_runs():
+    out = run_bench("redis_cost.py")
+    for part in ("enqueue single", "enqueue bulk", "claim (batches of 50)", "end (batches of 50)",
+                 "busy workers", "jobs/s per core", "bulk enqueue + busy workers"):
+        assert part in out

@@ -10,11 +10,14 @@ from typing import Any
 import click
 
 from . import main
+from .options import cluster_option
 
 
 def connection_options(func: Callable) -> Callable:
-    """-c/--config, -u/--url and --prefix, resolved into ctx.obj lazily."""
-    func = click.option("--prefix", help="Key prefix in Redis (default geventq:).")(func)
+    """-c/--config, -u/--url, --cluster and --prefix, resolved into ctx.obj lazily."""
+    func = click.option("--prefix", help="Key prefix in Redis (default geventq:, {geventq}: "
+                                         "with --cluster).")(func)
+    func = cluster_option(func)
     func = click.option("-u", "--url", envvar="GEVENTQ_URL", help="Redis URL (or $GEVENTQ_URL).")(func)
     func = click.option("-c", "--config", "config", help="Settings module or file.")(func)
     return func
@@ -23,33 +26,41 @@ def connection_options(func: Callable) -> Callable:
 class Context:
     """The connection and key space a command works on."""
 
-    def __init__(self, config: str | None, url: str | None, prefix: str | None):
+    def __init__(self, config: str | None, url: str | None, prefix: str | None,
+                 cluster: bool | None = None):
         from ..config import load_settings
-        from ..connection import connection_from_settings
-        from ..keys import resolve_keys
+        from ..connection import connection_from_settings, resolve_connection_and_keys
 
         settings = load_settings(config)
         if url:
             settings["REDIS_URL"] = url
+        if cluster:
+            settings["REDIS_CLUSTER"] = True
         self.settings = settings
-        self.connection = connection_from_settings(settings)
-        self.keys = resolve_keys(None, prefix or settings.get("PREFIX"))
+        # on a cluster: the client of the primary serving the prefix's slot
+        self.connection, self.keys = resolve_connection_and_keys(
+            connection_from_settings(settings), None, prefix or settings.get("PREFIX"))
 
 
 def command(name: str, **kwargs: Any) -> Callable:
     """A subcommand whose errors print one clear line and exit 1."""
 
     def decorate(func: Callable) -> Callable:
-        def run(config, url, prefix, **params):
+        def run(config, url, cluster, prefix, **params):
             import redis
+            from redis.exceptions import MovedError
 
             from ..exceptions import GeventqError
             from ..utils import redact_url
 
             try:
-                func(Context(config, url, prefix), **params)
+                func(Context(config, url, prefix, cluster), **params)
             except (GeventqError, ValueError, redis.RedisError) as exc:
-                click.echo(f"geventq {name}: {redact_url(str(exc))}", err=True)
+                message = redact_url(str(exc))
+                if isinstance(exc, MovedError) or "CROSSSLOT" in message:
+                    message = ("this Redis is a node of a Redis Cluster: add --cluster "
+                               "(or REDIS_CLUSTER = True in the settings)")
+                click.echo(f"geventq {name}: {message}", err=True)
                 sys.exit(1)
 
         run.__doc__ = func.__doc__

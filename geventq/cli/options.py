@@ -19,6 +19,7 @@ from ..config import load_settings
 # option name (click parameter) -> settings key
 OPTION_KEYS = {
     "url": "REDIS_URL",
+    "cluster": "REDIS_CLUSTER",
     "burst": "BURST",
     "worker_class": "WORKER_CLASS",
     "job_class": "JOB_CLASS",
@@ -42,6 +43,7 @@ OPTION_KEYS = {
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
+    "REDIS_CLUSTER": False,
     "QUEUES": [defaults.DEFAULT_QUEUE],
     "BURST": False,
     "WORKER_CLASS": "geventq.GeventWorker",
@@ -57,7 +59,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "SENTRY_DSN": None,
     "MAX_JOBS": None,
     "WITH_SCHEDULER": False,
-    "PREFIX": defaults.DEFAULT_PREFIX,
+    "PREFIX": None,  # geventq: (with REDIS_CLUSTER: {geventq}:)
     "SERIALIZER": None,
     "NO_WAIT": False,
     "DEFAULT_RESULT_TTL": defaults.DEFAULT_RESULT_TTL,
@@ -70,6 +72,13 @@ SETTING_DEFAULTS: dict[str, Any] = {
 }
 
 
+def cluster_option(func):
+    """``--cluster``: the URL is any node of a Redis Cluster (``REDIS_CLUSTER = True``)."""
+    return click.option("--cluster", is_flag=True, default=None,
+                        help="The Redis URL is a node of a Redis Cluster (REDIS_CLUSTER); the key "
+                             "prefix must then carry a hash tag, default {geventq}:.")(func)
+
+
 def worker_options(func):
     """Decorate a click command with every worker option."""
     opts = [
@@ -77,6 +86,7 @@ def worker_options(func):
         click.option("-u", "--url", envvar="GEVENTQ_URL",
                      help="Redis URL, e.g. redis://localhost:6379/0 (or $GEVENTQ_URL, which keeps "
                           "a password off the command line)."),
+        cluster_option,
         click.option("-b", "--burst", is_flag=True, default=None, help="Run every available job, then exit."),
         click.option("-w", "--worker-class", help="Dotted path of the worker class."),
         click.option("--job-class", help="Dotted path of the Job class."),
@@ -91,7 +101,7 @@ def worker_options(func):
         click.option("--sentry-dsn", envvar="SENTRY_DSN", help="Report failures to Sentry (needs sentry-sdk)."),
         click.option("--max-jobs", type=int, help="Exit after this many jobs."),
         click.option("--with-scheduler", is_flag=True, default=None, help="Also run the scheduler."),
-        click.option("--prefix", help="Key prefix in Redis (default geventq:)."),
+        click.option("--prefix", help="Key prefix in Redis (default geventq:, {geventq}: with --cluster)."),
         click.option("--serializer", help="pickle, json, or a dotted path."),
         click.option("--no-wait", is_flag=True, default=None, help="Fail at once if Redis is down at start."),
         click.option("--job-module", multiple=True,

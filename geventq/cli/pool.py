@@ -25,7 +25,7 @@ from .options import resolve_settings, worker_options
 # travels in the environment (GEVENTQ_URL), never on a command line that `ps` shows.
 POOL_ONLY = {"queues", "name", "workers", "pool_name", "url"}
 # What `geventq recover` needs to find the worker's keys.
-RECOVER_OPTIONS = {"config", "prefix"}
+RECOVER_OPTIONS = {"config", "prefix", "cluster"}
 
 
 def forwarded_options(ctx: click.Context, only: set[str] | None = None) -> list[str]:

@@ -20,7 +20,7 @@ import redis
 
 from .. import lifecycle, setting_rules
 from ..allowlist import JobModules, job_modules_from
-from ..connection import clone_connection, resolve_connection
+from ..connection import clone_connection, resolve_connection_and_keys
 from ..defaults import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_ABANDONED_REQUEUES,
@@ -29,7 +29,7 @@ from ..defaults import (
 from ..eviction import check_eviction_policy
 from ..execution import ExceptionHandler
 from ..job import Job
-from ..keys import Keys, resolve_keys
+from ..keys import Keys
 from ..names import check_worker_name
 from ..queue import Queue
 from ..serializers import resolve_serializer
@@ -70,13 +70,19 @@ class Worker:
                  disable_default_exception_handler: bool = False,
                  job_modules: Iterable[str] | JobModules | None = None,
                  allow_eviction: bool = False) -> None:
-        self.connection = resolve_connection(connection)
-        self.keys = resolve_keys(keys, prefix)
+        if isinstance(queues, (str, Queue)):
+            queues = [queues]
+        queues = list(queues)
+        if keys is None and prefix is None:  # Queue objects name the prefix the worker serves
+            keys = next((q.keys for q in queues if isinstance(q, Queue)), None)
+        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.serializer = resolve_serializer(serializer)
         self.job_class: type[Job] = _class(job_class, Job, "job class")
         self.queue_class: type[Queue] = _class(queue_class, Queue, "queue class")
-        if isinstance(queues, (str, Queue)):
-            queues = [queues]
+        foreign = [q.name for q in queues if isinstance(q, Queue) and q.keys.prefix != self.keys.prefix]
+        if foreign:
+            raise ValueError(f"queue(s) {', '.join(foreign)} are under another key prefix than the "
+                             f"worker's {self.keys.prefix!r}: a worker serves the queues of one prefix")
         self.queues: list[Queue] = [
             q if isinstance(q, Queue) else self.queue_class(
                 q, connection=self.connection, keys=self.keys, serializer=self.serializer)
@@ -291,8 +297,7 @@ class Worker:
         """
         if queue is not None:
             connection, keys = queue.connection, queue.keys
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         names = sorted(text_ids(connection.smembers(keys.workers)))
         pipe = connection.pipeline(transaction=False)
         for name in names:
@@ -315,8 +320,7 @@ class Worker:
     def find_by_key(cls, worker_key: str, connection: redis.Redis | None = None,
                     prefix: str | None = None, keys: Keys | None = None) -> Worker | None:
         """The live worker with this key (``geventq:worker:<name>``), or None."""
-        connection = resolve_connection(connection)
-        keys = resolve_keys(keys, prefix)
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         name = keys.parse_worker_key(worker_key)
         try:
             record = connection.hgetall(worker_key)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from ..connection import connection_from_settings, describe_connection
+from ..connection import connection_from_settings, describe_connection, is_cluster, is_cluster_node
 from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
 from ..setting_rules import check_settings, logging_level
@@ -39,14 +39,20 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
         settings = check_settings(load_settings())
         remember_settings_secrets(settings)
         setup_logging(settings.get("LOGGING_LEVEL") or "INFO")
-        connection = connection_from_settings(settings)
+        no_wait = bool(settings.get("NO_WAIT"))
+        connection = connect(settings, no_wait)
+        if connection is None:
+            return EXIT_BOOT_ERROR
         worker = build_worker(settings, connection)
     except (ConfigError, ValueError, ImportError, AttributeError, TypeError) as exc:
         print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
         return EXIT_BOOT_ERROR
-    no_wait = bool(settings.get("NO_WAIT"))
     while True:
-        if not wait_for_redis(connection, no_wait=no_wait):
+        if not wait_for_redis(worker.connection, no_wait=no_wait):  # a cluster: its prefix's primary
+            return EXIT_BOOT_ERROR
+        if not is_cluster(connection) and is_cluster_node(connection):
+            print(f"geventq worker: Redis at {describe_connection(connection)} is a node of a Redis "
+                  "Cluster: start the worker with --cluster (REDIS_CLUSTER = True)", file=sys.stderr)
             return EXIT_BOOT_ERROR
         try:
             worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
@@ -183,6 +189,28 @@ def sentry_handler(dsn: str) -> Callable:
             sentry_sdk.capture_exception((exc_type, exc_value, tb))
 
     return report
+
+
+def connect(settings: dict, no_wait: bool) -> Any:
+    """The settings' connection. A Redis Cluster client reads the cluster's topology as it
+    is made: while no node answers, wait as :func:`wait_for_redis` does (None: give up)."""
+    attempt = 0
+    while True:
+        try:
+            return connection_from_settings(settings)
+        except redis.AuthenticationError as exc:
+            print(f"geventq worker: Redis refused the credentials: {redact_url(str(exc))}",
+                  file=sys.stderr)
+            return None
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            reason = redact_url(str(exc))
+            if no_wait:
+                print(f"geventq worker: {reason}", file=sys.stderr)
+                return None
+            attempt += 1
+            delay = backoff_delay(attempt, base=0.5)
+            logger.warning("%s; retry %d in %.1f s", reason, attempt, delay)
+            time.sleep(delay)
 
 
 def wait_for_redis(connection: redis.Redis, no_wait: bool) -> bool:
