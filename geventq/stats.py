@@ -151,7 +151,7 @@ def take_snapshot(connection: redis.Redis, keys: Keys, queue_names: Iterable[str
     commands = len(first)
     if wanted is None:
         wanted = _names(first.pop(0))
-    worker_names, suspended = _names(first[0]), _int(first[1]) > 0
+    worker_names, suspended = _names(first[0]), reply_int(first[1]) > 0
     truncated = len(wanted) > MAX_QUEUES or len(worker_names) > MAX_WORKERS
     wanted, worker_names = wanted[:MAX_QUEUES], worker_names[:MAX_WORKERS]
 
@@ -220,7 +220,7 @@ def _head_enqueued_at(connection: redis.Redis, keys: Keys, names: list[str]) -> 
     pipe = connection.pipeline(transaction=False)
     for ids in heads:
         for job_id in ids:
-            pipe.hget(keys.job(_text(job_id)), "enqueued_at")
+            pipe.hget(keys.job(reply_text(job_id)), "enqueued_at")
     sent = len(names) + len(pipe)
     stamps = iter(pipe.execute(raise_on_error=False) if len(pipe) else [])
     return [[next(stamps) for _ in ids] for ids in heads], sent
@@ -235,10 +235,10 @@ def _needs_fallback(reply: Any) -> bool:
 
 def _queue_stats(name: str, replies: list, now: float) -> QueueStats:
     length, expired, *counts, heads = replies
-    stats = QueueStats(name, max(0, _int(length) - _int(expired)))
+    stats = QueueStats(name, max(0, reply_int(length) - reply_int(expired)))
     for state, count in zip(QUEUE_STATES[1:], counts):
-        setattr(stats, state, max(0, _int(count)))
-    waits = [now - t for t in map(_float, heads if isinstance(heads, list) else []) if t is not None]
+        setattr(stats, state, max(0, reply_int(count)))
+    waits = [now - t for t in map(reply_float, heads if isinstance(heads, list) else []) if t is not None]
     stats.oldest_job_age = round(max([0.0, *waits]), 3) if stats.queued else 0.0
     return stats
 
@@ -249,25 +249,25 @@ def _worker_stats(name: str, record: Any, busy: Any, sample: Any) -> WorkerStats
     """A worker from its hash (None when the hash is gone: the worker is dead)."""
     if not isinstance(record, dict) or not record:
         return None
-    fields = {_text(k): _text(v) for k, v in record.items()}
+    fields = {reply_text(k): reply_text(v) for k, v in record.items()}
     queues = [q for q in fields.get("queues", "").split(",") if q]
     fork_queues = {q for q in fields.get("fork_queues", "").split(",") if q}
-    green = _int(fields.get("concurrency")) if set(queues) - fork_queues else 0
-    forked = _int(fields.get("fork_concurrency")) if fork_queues else 0
-    slots, running = max(0, green) + max(0, forked), max(0, _int(busy))
+    green = reply_int(fields.get("concurrency")) if set(queues) - fork_queues else 0
+    forked = reply_int(fields.get("fork_concurrency")) if fork_queues else 0
+    slots, running = max(0, green) + max(0, forked), max(0, reply_int(busy))
     if fields.get("state") == "suspended":
         state = "suspended"
     else:
         state = "busy" if running else "idle"
-    ids = sorted(_text(i) for i in sample) if isinstance(sample, list) else []
+    ids = sorted(reply_text(i) for i in sample) if isinstance(sample, list) else []
     return WorkerStats(
-        name=name, hostname=fields.get("hostname", ""), pid=_int(fields.get("pid")), state=state,
+        name=name, hostname=fields.get("hostname", ""), pid=reply_int(fields.get("pid")), state=state,
         queues=queues, pool=fields.get("pool", ""), mode=fields.get("mode", ""), slots=slots,
-        busy=running, free=max(0, slots - running), hub_blocked=max(0, _int(fields.get("hub_blocked"))),
-        current_job_ids=ids, successful=max(0, _int(fields.get("successful"))),
-        failed=max(0, _int(fields.get("failed"))),
-        working_time=max(0.0, _float(fields.get("working_time")) or 0.0),
-        birth=_float(fields.get("birth")), last_heartbeat=_float(fields.get("heartbeat")),
+        busy=running, free=max(0, slots - running), hub_blocked=max(0, reply_int(fields.get("hub_blocked"))),
+        current_job_ids=ids, successful=max(0, reply_int(fields.get("successful"))),
+        failed=max(0, reply_int(fields.get("failed"))),
+        working_time=max(0.0, reply_float(fields.get("working_time")) or 0.0),
+        birth=reply_float(fields.get("birth")), last_heartbeat=reply_float(fields.get("heartbeat")),
         version=fields.get("version", ""))
 
 
@@ -284,7 +284,8 @@ def _pools(workers: list[WorkerStats]) -> list[PoolStats]:
 
 # -- reading untrusted replies --------------------------------------------------------
 
-def _text(value: Any) -> str:
+def reply_text(value: Any) -> str:
+    """A reply as text (undecodable bytes replaced; anything else: "")."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else ""
@@ -294,20 +295,21 @@ def _names(reply: Any) -> list[str]:
     """Sorted names from a set reply (an error or a wrong type reads as empty)."""
     if not isinstance(reply, (set, list)):
         return []
-    return sorted({name for name in map(_text, reply) if name})
+    return sorted({name for name in map(reply_text, reply) if name})
 
 
-def _int(value: Any) -> int:
+def reply_int(value: Any) -> int:
+    """A reply as an int (garbage, an error or None: 0)."""
     if isinstance(value, bool) or isinstance(value, Exception):
         return 0
     if isinstance(value, int):
         return value
-    number = _float(value)
+    number = reply_float(value)
     return int(number) if number is not None else 0
 
 
-def _float(value: Any) -> float | None:
-    """A finite float from a reply, else None."""
+def reply_float(value: Any) -> float | None:
+    """A reply as a finite float, else None."""
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
