@@ -31,7 +31,8 @@ SECURITY_HEADERS = {
                                "base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # not no-referrer: with it, browsers send "Origin: null" on our own form POSTs
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
