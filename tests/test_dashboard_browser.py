@@ -22,7 +22,7 @@ from tests.conftest import ROOT, worker_env
 from tests.dashboard_support import HOSTILE_IMG, HOSTILE_SCRIPT, Dashboard, make_failed
 from tests.helpers import wait_for
 
-CHROMIUM = os.environ.get("GEVENTQ_CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("GEVENTQ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 USER, PASSWORD = "ops", "browser-pass"
