@@ -26,18 +26,20 @@ def make_failed(connection: redis.Redis, count: int, queue: str = "default",
 
 
 def fill_registry(connection: redis.Redis, key: str, count: int, score_from: float) -> None:
-    """``count`` members job-<n> scored score_from + n, in one Lua call of bounded ZADDs."""
-    connection.eval("""
-        local n, base = tonumber(ARGV[1]), tonumber(ARGV[2])
-        for s = 1, n, 1000 do
-          local batch = {}
-          for i = s, math.min(s + 999, n) do
-            batch[#batch + 1] = base + i
-            batch[#batch + 1] = 'job-' .. i
-          end
-          redis.call('ZADD', KEYS[1], unpack(batch))
-        end
-        return n""", 1, key, count, score_from)
+    """``count`` members job-<n> scored score_from + n: Lua loops of bounded ZADDs, 100,000
+    members per call (a call stays well under Redis's busy-script threshold)."""
+    for first in range(1, count + 1, 100_000):
+        connection.eval("""
+            local first, last, base = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+            for s = first, last, 1000 do
+              local batch = {}
+              for i = s, math.min(s + 999, last) do
+                batch[#batch + 1] = base + i
+                batch[#batch + 1] = 'job-' .. i
+              end
+              redis.call('ZADD', KEYS[1], unpack(batch))
+            end
+            return last - first + 1""", 1, key, first, min(first + 99_999, count), score_from)
 
 
 def csrf_from(html: str) -> str:

@@ -35,3 +35,9 @@ def test_throughput_bench_runs():
 def test_cpu_bound_bench_runs():
     out = run_bench("cpu_bound.py", "--no-rq")
     assert "CPU jobs of ~250 ms" in out and "no-op jobs" in out
+
+
+@pytest.mark.timeout(60)
+def test_dashboard_bench_runs():
+    out = run_bench("dashboard.py")
+    assert "first page" in out and "Requeue all: 200 failed jobs requeued" in out

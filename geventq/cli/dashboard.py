@@ -8,6 +8,7 @@ any other address with one line and exit code 1.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 
 import click
@@ -97,6 +98,9 @@ def _build_server(config: str | None, url: str | None, prefix: str | None, bind:
                          read_only=read_only, serializer=ctx.settings.get("SERIALIZER"))
         server = WSGIServer((host, port), app, log=None)
         server.init_socket()
+        # accepted sockets inherit it: a keep-alive response's second write must not
+        # wait for the client's delayed ACK (40 ms per request otherwise)
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (GeventqError, ValueError, redis.RedisError) as exc:
         raise _Refused(redact_url(str(exc))) from None
     except OSError as exc:
