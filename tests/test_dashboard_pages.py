@@ -238,3 +238,28 @@ def test_a_million_failed_jobs_render_their_first_page_fast(client, connection):
     found = client.get("/queues/default/failed?search=job-999990").get_data(as_text=True)
     assert "among the newest\n  1,000 of 1,000,000 jobs" in found
     assert _ids_on(found) == ["job-999990"] and time.perf_counter() - started < 1.0
+
+
+def test_a_huge_field_is_described_not_transferred(client, connection):
+    q = Queue(connection=connection)
+    job = q.enqueue("tests.jobs.noop")
+    connection.hset(job.key, mapping={"status": "finished", "result": b"\x80" * (2 << 20),
+                                      "exc_info": "x" * (2 << 20)})
+    before = connection.info("stats")["total_net_output_bytes"]
+    data = client.get(f"/api/jobs/{job.id}").get_json()
+    sent = connection.info("stats")["total_net_output_bytes"] - before
+    assert data["result"] == "<2,097,152 bytes: too large to show>"
+    assert data["exc_info"] == "<2,097,152 bytes: too large to show>"
+    assert sent < 100_000, f"{sent:,} bytes left Redis for one job"
+
+
+def test_a_key_of_the_wrong_type_gets_an_error_page_not_a_crash(client, connection):
+    keys = Keys()
+    connection.sadd(keys.queues, "default")
+    connection.set(keys.job("odd"), "a string, not a hash")
+    assert client.get("/jobs/odd").status_code == 404
+    connection.delete(keys.queues)
+    connection.set(keys.queues, "not a set")
+    reply = client.get("/queues/default")
+    assert reply.status_code == 502 and "WRONGTYPE" in reply.get_data(as_text=True)
+    assert client.get("/").status_code == 200  # the overview reads it as no queues

@@ -8,7 +8,6 @@ any other address with one line and exit code 1.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sys
 
 import click
@@ -69,6 +68,8 @@ class _Refused(Exception):
 
 def _build_server(config: str | None, url: str | None, prefix: str | None, bind: str,
                   auth: str | None, read_only: bool):
+    import socket
+
     import redis
 
     from ..connection import describe_connection

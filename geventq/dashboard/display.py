@@ -105,6 +105,8 @@ class SafeLoader:
             self._loads = resolve_serializer(serializer).loads
 
     def loads(self, data: Any) -> Any:
+        if isinstance(data, Unreadable):
+            return data
         if not isinstance(data, (bytes, bytearray)):
             return Unreadable("no data")
         if len(data) > MAX_LOAD_BYTES:

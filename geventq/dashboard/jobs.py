@@ -14,12 +14,14 @@ from typing import Any
 import redis
 
 from ..keys import Keys
-from ..stats import reply_float, reply_text
-from .display import SafeLoader, call_arguments, clip, iso_time, preview
+from ..stats import reply_float, reply_int, reply_text
+from .display import MAX_LOAD_BYTES, SafeLoader, Unreadable, call_arguments, clip, iso_time, preview
 
 TIMESTAMPS = ("created_at", "enqueued_at", "started_at", "ended_at")
 TERMINAL = frozenset({"finished", "failed", "stopped", "canceled"})
 MAX_HISTORY = 20  # earlier tries' tracebacks shown (the newest ones)
+MAX_FIELDS = 200  # fields of one job hash read (a job has about 20)
+LARGE_FIELDS = ("data", "result", "meta", "exc_info", "exc_history", "description")
 
 
 def job_progress(fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -68,12 +70,16 @@ OPTION_FIELDS = ("timeout", "result_ttl", "failure_ttl", "ttl", "retries_left", 
 
 
 def read_job(connection: redis.Redis, keys: Keys, loader: SafeLoader, job_id: str) -> JobDetail | None:
-    """The job, or None when its hash does not exist."""
-    mapping = connection.hgetall(keys.job(job_id))
-    if not mapping:
+    """The job, or None when its hash does not exist (two round trips).
+
+    The sizes of the fields that may be large come first: a value over
+    MAX_LOAD_BYTES is never transferred, only described.
+    """
+    raw = _read_fields(connection, keys.job(job_id))
+    if raw is None:
         return None
-    raw = {reply_text(k): v for k, v in mapping.items()}
-    text = {k: reply_text(v) for k, v in raw.items() if k not in ("data", "result", "meta")}
+    text = {k: reply_text(v) if not isinstance(v, Unreadable) else repr(v)
+            for k, v in raw.items() if k not in ("data", "result", "meta")}
     status = text.get("status", "")
     args, kwargs = call_arguments(loader.loads(raw.get("data")))
     result = preview(loader.loads(raw["result"])) if status == "finished" and "result" in raw else None
@@ -89,6 +95,24 @@ def read_job(connection: redis.Redis, keys: Keys, loader: SafeLoader, job_id: st
         worker_name=text.get("worker_name") or None,
         options={name: clip(text[name], 100) for name in OPTION_FIELDS if name in text},
         dependency_ids=deps[:100], progress=job_progress(text))
+
+
+def _read_fields(connection: redis.Redis, key: str) -> dict[str, Any] | None:
+    """The hash's fields (at most MAX_FIELDS); a large field over the limit as Unreadable."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.hkeys(key)
+    for name in LARGE_FIELDS:
+        pipe.hstrlen(key, name)
+    names, *sizes = pipe.execute(raise_on_error=False)
+    if not isinstance(names, list) or not names:  # gone, or not a hash at all
+        return None
+    too_big = {name: size for name, size in zip(LARGE_FIELDS, map(reply_int, sizes))
+               if size > MAX_LOAD_BYTES}
+    wanted = [n for n in sorted(map(reply_text, names))[:MAX_FIELDS] if n not in too_big]
+    fields: dict[str, Any] = dict(zip(wanted, connection.hmget(key, wanted))) if wanted else {}
+    for name, size in too_big.items():
+        fields[name] = Unreadable(f"{size:,} bytes: too large to show")
+    return fields
 
 
 def _history(raw: str | None) -> list[str]:

@@ -85,7 +85,10 @@ def finish_response(response: Response) -> Response:
 @blueprint.errorhandler(redis.RedisError)
 def redis_unavailable(exc: redis.RedisError) -> Response:
     config = current_config()
-    # the exception's text may hold the URL; the description never holds a password
+    if isinstance(exc, redis.ResponseError):  # an error reply (a key of the wrong type...)
+        reply = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return error(f"Redis at {config.redis_description} answered with an error: {reply}", 502)
+    # a connection error's text may hold the URL; the description never holds a password
     return error(f"Redis at {config.redis_description} did not answer: {type(exc).__name__}", 503)
 
 
