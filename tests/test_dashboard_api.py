@@ -236,3 +236,17 @@ def test_the_blueprint_mounts_inside_an_app_with_its_own_auth(connection, redis_
     assert client.get("/admin/queues/static/dashboard.js", headers={"X-User": "admin"}).status_code == 200
     # the host app's own responses are left alone
     assert "Content-Security-Policy" not in client.get("/").headers
+
+
+def test_stop_stops_a_job_a_real_worker_runs(client, connection, start_worker):
+    from tests.helpers import wait_for
+
+    job = Queue(connection=connection).enqueue("tests.jobs.sleep", 30)
+    start_worker("--logging-level", "WARNING")
+    wait_for(lambda: _status(connection, job.id) == "started", timeout=20,
+             message="the worker to start the job")
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert client.post(f"/jobs/{job.id}/stop", data={"csrf_token": csrf_from(page)}).status_code == 303
+    wait_for(lambda: _status(connection, job.id) == "stopped", timeout=10,
+             message="the job to be stopped")
+    assert job.id in Queue(connection=connection).failed_job_registry

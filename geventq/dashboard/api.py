@@ -6,6 +6,7 @@ Every POST takes a JSON body (``Content-Type: application/json``); see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -13,7 +14,7 @@ from flask import Response, jsonify, request
 from ..stats import take_snapshot
 from ..utils import now
 from . import actions
-from .config import current_config
+from .config import DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
 from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
@@ -86,7 +87,8 @@ def api_requeue_failed(name: str) -> Response:
     return jsonify({"requeued": count})
 
 
-def _job_action(job_id: str, action, outcome: dict[str, Any]) -> Response:
+def _job_action(job_id: str, action: Callable[[DashboardConfig, str], None],
+                outcome: dict[str, Any]) -> Response:
     if _body() is None:
         return error("the body must be a JSON object ({} will do)", 400)
     if check_job_id(job_id):

@@ -23,7 +23,7 @@ import redis
 
 from ..keys import Keys
 from ..stats import EXPIRY_SCORED, reply_float, reply_int, reply_text
-from .display import last_line
+from .display import iso_time, last_line
 
 SOURCES = ("queued", "started", "finished", "failed", "scheduled", "deferred", "canceled")
 ROW_FIELDS = ("status", "func", "origin", "created_at", "enqueued_at", "started_at", "ended_at",
@@ -48,8 +48,6 @@ class JobRow:
     missing: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        from .display import iso_time
-
         return {"id": self.id, "status": self.status or None, "func_name": self.func or None,
                 "origin": self.origin or None, "created_at": iso_time(self.created_at),
                 "enqueued_at": iso_time(self.enqueued_at), "started_at": iso_time(self.started_at),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Response, redirect, render_template, request, url_for
 
 from ..stats import QUEUE_STATES, take_snapshot
 from ..utils import now
 from . import actions
-from .config import PAGE_SIZES, current_config
+from .config import PAGE_SIZES, DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
 from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
@@ -78,7 +80,7 @@ def job_page(job_id: str) -> Response | str:
 
 # -- buttons (form POSTs; guard_posts has checked the CSRF token) ----------------------
 
-def _job_action(job_id: str, action, done: str) -> Response:
+def _job_action(job_id: str, action: Callable[[DashboardConfig, str], None], done: str) -> Response:
     if check_job_id(job_id):
         return error(f"no job with id {job_id!r}", 404)
     try:
