@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test fuzz lint bench redis-server clean
+.PHONY: demo test fuzz lint bench redis-server chromium screenshots clean
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,30 @@ redis-server:
 	    echo "geventq needs redis-server: install it (Debian/Ubuntu: sudo apt-get install redis-server)"; exit 1; \
 	  fi; }
 
+# The dashboard's browser tests drive Debian's Chromium through Playwright (never a downloaded
+# browser); GEVENTQ_CHROMIUM names another binary.
+chromium:
+	@[ -n "$$GEVENTQ_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the dashboard's browser tests need Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium)"; exit 1; \
+	  fi; }
+
 demo: $(VENV)/.installed redis-server
 	$(PY) examples/demo.py
 
-test: $(VENV)/.installed redis-server
+test: $(VENV)/.installed redis-server chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The property-based (hypothesis) tests with many more examples than the suite runs.
 fuzz: $(VENV)/.installed redis-server
 	GEVENTQ_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider -m hypothesis \
 	  -o timeout=3600 --hypothesis-show-statistics
+
+# docs/dashboard.png, taken by the browser tests
+screenshots: $(VENV)/.installed redis-server chromium
+	GEVENTQ_SCREENSHOTS=docs $(PY) -m pytest -q -p no:cacheprovider tests/test_dashboard_browser.py -k screenshot
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check geventq tests bench examples

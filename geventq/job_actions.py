@@ -12,7 +12,7 @@ from typing import Any
 from . import scripts
 from .defaults import DEFAULT_FAILURE_TTL, MAX_SECONDS
 from .exceptions import InvalidJobOperation, JobFailed, NoSuchJobError
-from .keys import REGISTRY_NAMES
+from .keys import REGISTRY_NAMES, Keys
 from .releasing import child_args, child_keys, with_queues
 from .status import TERMINAL_STATUSES, JobStatus
 from .utils import as_str, now
@@ -126,11 +126,8 @@ class JobActions:
     def requeue(self, at_front: bool = False) -> JobActions:
         """Put a failed, stopped or canceled job back on its queue."""
         origin = self._origin_or_load()
-        k = self.keys
-        reply = scripts.call(self.connection, "requeue", [
-            self.key, k.registry("failed", origin), k.registry("canceled", origin),
-            k.queue(origin), k.wake(origin), k.queues,
-        ], [self.id, origin, repr(now()), "1" if at_front else "0"])
+        reply = scripts.call(self.connection, "requeue",
+                             *requeue_call(self.keys, self.id, origin, at_front))
         _check_reply(reply, self.id, "requeue")
         self._status = "queued"
         return self
@@ -152,6 +149,16 @@ class JobActions:
         if self.origin is None or self._status is None:
             self.refresh()
         return self.origin
+
+
+def requeue_call(keys: Keys, job_id: str, origin: str, at_front: bool = False) -> tuple[list, list]:
+    """KEYS and ARGV of ``requeue.lua`` for one job of queue ``origin``.
+
+    Shared by :meth:`JobActions.requeue` and batch requeues (a pipeline of these calls).
+    """
+    return ([keys.job(job_id), keys.registry("failed", origin), keys.registry("canceled", origin),
+             keys.queue(origin), keys.wake(origin), keys.queues],
+            [job_id, origin, repr(now()), "1" if at_front else "0"])
 
 
 def _check_reply(reply: list, job_id: str, operation: str) -> None:

@@ -8,6 +8,7 @@ when they are due.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -15,8 +16,10 @@ import redis
 from .connection import resolve_connection_and_keys
 from .exceptions import InvalidJobOperation
 from .job import Job
+from .job_actions import requeue_call
 from .keys import Keys
-from .utils import now, text_ids, to_datetime
+from .scripts import ScriptBatch
+from .utils import as_str, now, text_ids, to_datetime
 
 
 class BaseRegistry:
@@ -102,6 +105,33 @@ class FailedJobRegistry(BaseRegistry):
         job = self.job_class.fetch(job_id, connection=self.connection,
                                    serializer=self.serializer, keys=self.keys)
         return job.requeue(at_front=at_front)
+
+    def requeue_many(self, job_ids: Iterable[str], at_front: bool = False,
+                     batch_size: int = 500) -> int:
+        """Put many jobs of this registry back on the queue; return how many went.
+
+        Ids that are not in this registry, whose job is gone or is no longer failed
+        are skipped. Each job moves atomically on its own (``requeue.lua``); a batch of
+        ``batch_size`` ids costs two round trips (a membership check, then a pipeline
+        of requeue calls), so a million jobs never pass through one call.
+        """
+        requeued, chunk = 0, []
+        for job_id in job_ids:
+            chunk.append(job_id)
+            if len(chunk) >= batch_size:
+                requeued += self._requeue_chunk(chunk, at_front)
+                chunk = []
+        if chunk:
+            requeued += self._requeue_chunk(chunk, at_front)
+        return requeued
+
+    def _requeue_chunk(self, job_ids: list[str], at_front: bool) -> int:
+        scores = self.connection.zmscore(self.key, job_ids)
+        batch = ScriptBatch()
+        for job_id, score in zip(job_ids, scores):
+            if score is not None:
+                batch.add("requeue", *requeue_call(self.keys, job_id, self.name, at_front))
+        return sum(1 for reply in batch.execute(self.connection) if as_str(reply[0]) == "queued")
 
 
 class DeferredJobRegistry(BaseRegistry):

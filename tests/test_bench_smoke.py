@@ -43,3 +43,6 @@ def test_redis_cost_bench_runs():
     for part in ("enqueue single", "enqueue bulk", "claim (batches of 50)", "end (batches of 50)",
                  "busy workers", "jobs/s per core", "bulk enqueue + busy workers"):
         assert part in out
+def test_dashboard_bench_runs():
+    out = run_bench("dashboard.py")
+    assert "first page" in out and "Requeue all: 200 failed jobs requeued" in out

@@ -51,6 +51,8 @@ CASES = {
                              "from geventq.cli import main; main()",
     "geventq pool --help": "import sys; sys.argv = ['geventq', 'pool', '--help']\n"
                            "from geventq.cli import main; main()",
+    "geventq dashboard --help": "import sys; sys.argv = ['geventq', 'dashboard', '--help']\n"
+                                "from geventq.cli import main; main()",
 }
 
 

@@ -105,3 +105,21 @@ def test_installed_wheel_runs_geventq_version_and_a_burst_worker(fresh_venv, con
     # it ran on the installed copy, not on this checkout
     assert where.startswith(os.path.realpath(fresh_venv)) or where.startswith(fresh_venv), where
     assert not where.startswith(ROOT + os.sep + "geventq")
+
+
+@pytest.mark.timeout(150)
+def test_the_dashboard_ships_its_templates_and_static_files_and_flask_stays_an_extra(dist):
+    shipped = [os.path.relpath(p, ROOT) for pattern in ("templates/*/*.html", "static/*")
+               for p in glob.glob(os.path.join(ROOT, "geventq", "dashboard", pattern))]
+    assert len(shipped) >= 8, shipped
+    with zipfile.ZipFile(dist["wheel"]) as whl:
+        names = whl.namelist()
+        meta = whl.read(f"geventq-{VERSION}.dist-info/METADATA").decode()
+    assert [p for p in shipped if p not in names] == []
+    with tarfile.open(dist["sdist"]) as sdist:
+        members = sdist.getnames()
+    assert [p for p in shipped if f"geventq-{VERSION}/{p}" not in members] == []
+    requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    flask = [line for line in requires if line.split()[1].lower().startswith("flask")]
+    assert flask and all('extra == "dashboard"' in line or 'extra == "test"' in line for line in flask)
+    assert "Provides-Extra: dashboard" in meta

@@ -1,0 +1,173 @@
+"""The dashboard in a real browser: headless Chromium through Playwright, against `geventq dashboard`.
+
+Chromium is Debian's package (``/usr/bin/chromium``, or ``$GEVENTQ_CHROMIUM``); it is
+never downloaded. When it or Playwright is missing these tests FAIL with one line
+saying what to install: they never skip or pass silently. ``make test`` installs
+both (Chromium with apt-get when run as root, Playwright from the test extra).
+
+``GEVENTQ_SCREENSHOTS=docs`` makes the screenshot test write docs/dashboard.png
+(``make screenshots``); otherwise it writes to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from geventq import Job, Queue, SimpleWorker
+from geventq.keys import Keys
+from tests.conftest import ROOT, worker_env
+from tests.dashboard_support import HOSTILE_IMG, HOSTILE_SCRIPT, Dashboard, make_failed
+from tests.helpers import wait_for
+
+CHROMIUM = os.environ.get("GEVENTQ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+USER, PASSWORD = "ops", "browser-pass"
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser tests need Playwright: pip install -e '.[test]' (or pip install "
+                    "playwright); no browser download is needed", pytrace=False)
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: install Debian's package "
+                    "(apt-get install chromium) or set GEVENTQ_CHROMIUM to its path", pytrace=False)
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory):
+    """One Chromium for the module, on a fresh profile, sending the dashboard's credentials.
+
+    It ignores the dashboard's Content-Security-Policy (which would also refuse the
+    tests' own evaluated script): the hostile-text test then proves that escaping
+    alone keeps the text inert, the CSP being a second line of defence.
+    """
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
+        args=CHROMIUM_FLAGS, http_credentials={"username": USER, "password": PASSWORD},
+        bypass_csp=True, viewport={"width": 1200, "height": 760})
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # "Requeue all N failed job(s)?"
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(redis_server):
+    """`geventq dashboard --auth ...` as users start it, shared by the module's tests."""
+    env = worker_env(redis_server.url)
+    env.pop("GEVENTQ_DASHBOARD_AUTH", None)
+    dash = Dashboard(["-u", redis_server.url, "--bind", "127.0.0.1:0", "--auth",
+                      f"{USER}:{PASSWORD}"], env)
+    try:
+        yield dash.wait_until_serving()
+    finally:
+        dash.kill()
+
+
+def _statuses(connection, ids: list[str]) -> list[str]:
+    return [Job.fetch(i, connection=connection).get_status() for i in ids]
+
+
+def test_requeue_all_puts_every_failed_job_back_on_its_queue(page, dashboard_url, connection):
+    ids = make_failed(connection, 7)
+    page.goto(dashboard_url + "queues/default/failed")
+    assert page.locator("table.jobs tbody tr").count() == 7
+    page.get_by_role("button", name="Requeue all", exact=True).click()
+    page.wait_for_url("**requeued=7")
+    assert "7 job(s) requeued." in page.inner_text("p.notice")
+    assert _statuses(connection, ids) == ["queued"] * 7
+    assert sorted(Queue(connection=connection).job_ids) == sorted(ids)
+    assert Queue(connection=connection).failed_job_registry.count == 0
+
+
+def test_requeue_all_of_a_search_requeues_only_what_matched(page, dashboard_url, connection):
+    disk = make_failed(connection, 3, message="disk full")
+    other = make_failed(connection, 4, message="timeout talking to the API")
+    page.goto(dashboard_url + "queues/default/failed")
+    page.get_by_label("Search").fill("DISK")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**search=DISK**")
+    assert page.locator("table.jobs tbody tr").count() == 3
+    page.get_by_role("button", name="Requeue all", exact=True).click()
+    page.wait_for_url("**requeued=3")
+    assert _statuses(connection, disk) == ["queued"] * 3
+    assert _statuses(connection, other) == ["failed"] * 4
+
+
+def test_hostile_text_in_redis_does_not_run(page, dashboard_url, connection):
+    keys = Keys()
+    q = Queue(connection=connection)
+    bad = q.enqueue("tests.jobs.fail", HOSTILE_SCRIPT + HOSTILE_IMG, job_id="hostile")
+    SimpleWorker([q], connection=connection).work(burst=True)
+    # names that are valid in Redis but are markup: they reach the page through the live update too
+    connection.sadd(keys.queues, "<img/src=x/onerror=window.__pwned=3>")
+    connection.sadd(keys.workers, "<svg/onload=window.__pwned=4>")
+    connection.hset(keys.worker("<svg/onload=window.__pwned=4>"),
+                    mapping={"queues": "default", "hostname": HOSTILE_SCRIPT, "pool": HOSTILE_IMG,
+                             "concurrency": 2})
+    page.goto(dashboard_url + f"jobs/{bad.id}")
+    assert HOSTILE_SCRIPT in page.inner_text("#job-exc-info")  # shown, as text
+    assert HOSTILE_IMG in page.inner_text("#job-args")
+    page.goto(dashboard_url + "queues/default/failed")
+    assert HOSTILE_SCRIPT in page.inner_text("table.jobs")
+    page.goto(dashboard_url)
+    page.wait_for_function("document.getElementById('live-status').textContent.includes('updated')")
+    assert "<img/src=x/onerror=window.__pwned=3>" in page.inner_text("#queues")
+    assert "<svg/onload=window.__pwned=4>" in page.inner_text("#workers")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator("img, svg, script:not([src])").count() == 0
+
+
+def test_the_overview_updates_without_reloading(page, dashboard_url, connection):
+    q = Queue("live", connection=connection)
+    q.enqueue("tests.jobs.noop")
+    page.goto(dashboard_url)
+    page.evaluate("window.__same_page = true")
+    row = page.locator("#queues tbody tr", has_text="live")
+    assert row.locator("td.queued").inner_text() == "1"
+    for _ in range(4):
+        q.enqueue("tests.jobs.noop")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#queues tbody tr')].some("
+        "r => r.textContent.includes('live') && r.querySelector('td.queued').textContent === '5')")
+    assert page.evaluate("window.__same_page") is True
+
+
+def test_screenshot_of_the_overview(page, dashboard_url, connection, start_worker, tmp_path):
+    """Realistic data, a real worker busy with jobs; regenerated by `make screenshots`."""
+    emails, reports = Queue("emails", connection=connection), Queue("reports", connection=connection)
+    make_failed(connection, 3, queue="reports", message="report source unavailable")
+    for _ in range(12):
+        emails.enqueue("tests.jobs.sleep", 30)
+    for n in range(4):
+        reports.enqueue("tests.jobs.add", n, n)
+    reports.enqueue_in(3600, "tests.jobs.noop")
+    worker = start_worker("emails", "--concurrency", "8", "--name", "mail-1.host-a",
+                          env_extra={"GEVENTQ_POOL": "mailers"})
+    wait_for(lambda: emails.started_job_registry.count == 8, timeout=20,
+             message="the worker to take 8 jobs")
+    page.goto(dashboard_url)
+    page.wait_for_function("document.getElementById('live-status').textContent.includes('updated')")
+    assert "mail-1.host-a" in page.inner_text("#workers")
+    target_dir = os.environ.get("GEVENTQ_SCREENSHOTS")
+    path = os.path.join(ROOT, target_dir, "dashboard.png") if target_dir else str(tmp_path / "o.png")
+    page.screenshot(path=path, full_page=True)
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    worker.kill()  # its jobs are left to the next test's flush
