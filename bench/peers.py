@@ -50,7 +50,6 @@ from _common import (  # first: it puts the repository on sys.path for bench.job
     percentile,
     print_table,
     private_redis,
-    ratio,
     server_stats,
     worker_env,
 )
@@ -60,7 +59,6 @@ from geventq import Queue
 from geventq.defaults import DEFAULT_CONCURRENCY
 
 SYSTEMS = ("geventq", "huey", "rq")
-PACKAGES = {"huey": "huey", "rq": "rq"}  # the peers, installed by `make bench`
 DBS = {"geventq": 0, "huey": 1, "rq": 2}
 WORKERS = {"geventq": ("geventq",), "huey": ("huey-greenlet", "huey-thread"),
            "rq": ("rq-simple",)}
@@ -74,6 +72,8 @@ HUEY_GEVENT_MAIN = ("from gevent import monkey; monkey.patch_all()\n"
 
 # -- each system as the bench drives it -------------------------------------------------
 class GeventqSide:
+    """geventq as the bench drives it; each side names its handle of a job as it likes."""
+
     name = "geventq"
 
     def __init__(self, conn):
@@ -106,6 +106,8 @@ class GeventqSide:
 
 
 class RqSide(GeventqSide):
+    """python-rq: its job hash has a ``status`` field too."""
+
     name = "rq"
 
     def __init__(self, conn):
@@ -123,11 +125,14 @@ class RqSide(GeventqSide):
 
 
 class HueySide:
+    """huey, through bench/huey_app.py: a task has ended once its result is stored."""
+
     name = "huey"
 
     def __init__(self, conn):
         # bench.huey_app builds its Huey from REDIS_URL when first imported
-        os.environ["REDIS_URL"] = connection_url(conn)
+        kw = conn.connection_pool.connection_kwargs
+        os.environ["REDIS_URL"] = f"redis://{kw['host']}:{kw['port']}/{kw['db']}"
         from bench import huey_app
 
         self.app = huey_app
@@ -160,11 +165,6 @@ class HueySide:
 SIDES = {"geventq": GeventqSide, "huey": HueySide, "rq": RqSide}
 
 
-def connection_url(conn) -> str:
-    kw = conn.connection_pool.connection_kwargs
-    return f"redis://{kw['host']}:{kw['port']}/{kw['db']}"
-
-
 def _script(name: str) -> str:
     """A console script installed next to this interpreter (rq, huey_consumer)."""
     return shutil.which(name, path=os.path.dirname(sys.executable)) or name
@@ -184,9 +184,13 @@ class WorkerProcess:
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         self.ps = psutil.Process(self.proc.pid)
 
+    def log_text(self, start: int = 0) -> str:
+        """The worker's output from byte ``start`` (pread: the worker's offset stays put)."""
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, start).decode(errors="replace")
+
     def failure(self, what: str) -> RuntimeError:
-        self.log.seek(0)
-        tail = self.log.read()[-2000:].decode(errors="replace")
+        tail = self.log_text(max(0, os.fstat(self.log.fileno()).st_size - 2000))
         return RuntimeError(f"{self.kind}: {what}; exit code {self.proc.poll()}; log: {tail}")
 
     def wait_idle(self, conn, timeout: float = 30.0) -> None:
@@ -201,8 +205,10 @@ class WorkerProcess:
             if blocked != last:
                 last, since = blocked, time.monotonic()
             elif blocked and time.monotonic() - since >= 0.3:
-                return
+                break
             time.sleep(0.02)
+        if "monkey-patch has not been applied" in self.log_text():  # huey's own warning
+            raise self.failure("runs greenlets on blocking sockets: not what users run")
 
     def cpu(self) -> float:
         """User + system CPU seconds of the worker and its live children."""
@@ -296,7 +302,8 @@ def rss(server, name: str, kind: str, in_flight: int, hold: float) -> dict:
 
 # -- the run -----------------------------------------------------------------------------
 def installed(name: str) -> bool:
-    return name not in PACKAGES or importlib.util.find_spec(PACKAGES[name]) is not None
+    """geventq, or a peer that `make bench` installed (its package has the system's name)."""
+    return name == "geventq" or importlib.util.find_spec(name) is not None
 
 
 def parse_args() -> argparse.Namespace:
@@ -331,21 +338,23 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     opts = parse_args()
     res: dict[tuple[str, str], list[dict]] = {}
+    add = lambda case, who, row: res.setdefault((case, who), []).append(row)  # noqa: E731
     with private_redis() as server:
-        for run in range(opts.runs):
+        for run in range(opts.runs):  # each workload in turn, every system within it
             for name in opts.systems:
-                res.setdefault(("enqueue", name), []).append(
-                    single_enqueue(server, name, opts.enqueue_jobs))
+                add("enqueue", name, single_enqueue(server, name, opts.enqueue_jobs))
             for name in opts.systems:
                 for kind in WORKERS[name]:
-                    res.setdefault(("latency", kind), []).append(
-                        idle_latency(server, name, kind, opts.latency_jobs))
+                    add("latency", kind, idle_latency(server, name, kind, opts.latency_jobs))
             for name in opts.systems:
                 kind = WORKERS[name][0]
-                res.setdefault(("rss", kind), []).append(
-                    rss(server, name, kind, opts.in_flight, opts.hold))
+                add("rss", kind, rss(server, name, kind, opts.in_flight, opts.hold))
             print(f"run {run + 1}/{opts.runs} done", file=sys.stderr)
     report(res, opts)
+
+
+def ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs and theirs == theirs and ours == ours else "-"
 
 
 def med(res, case: str, who: str, field: str) -> float:
