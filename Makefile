@@ -52,9 +52,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check geventq tests bench examples
 
 bench: $(VENV)/.installed redis-server
-	$(PY) -m pip install -q rq
+	$(PY) -m pip install -q rq huey
 	$(PY) bench/enqueue.py
 	$(PY) bench/throughput.py
+	$(PY) bench/peers.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -46,3 +47,15 @@ def test_redis_cost_bench_runs():
 def test_dashboard_bench_runs():
     out = run_bench("dashboard.py")
     assert "first page" in out and "Requeue all: 200 failed jobs requeued" in out
+def test_peers_bench_runs():
+    # the peers run too when installed (`make bench` installs them); else geventq alone
+    out = run_bench("peers.py")
+    missing = [name for name in ("huey", "rq") if importlib.util.find_spec(name) is None]
+    for table in ("single enqueue", "idle worker, enqueue-to-finish", "worker RSS, MB"):
+        assert table in out
+    for name in ["geventq", *(n for n in ("huey", "rq") if n not in missing)]:
+        assert f"\n  {name} " in out
+    if missing:
+        assert f"not installed, left out: {', '.join(missing)}" in out
+    else:
+        assert "issue 18's targets" in out
