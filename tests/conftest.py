@@ -171,3 +171,20 @@ else:
     _hypothesis_settings.register_profile("fuzz", max_examples=2000, deadline=None,
                                           database=None, print_blob=True)
     _hypothesis_settings.load_profile(os.environ.get("GEVENTQ_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def register():
+    """register(worker, **fields): announce a worker that runs no loop, as a test's stand-in
+    for a live one; it is unregistered at the end of the test, which also stops its pulse
+    process (a pulse left running would keep writing its worker into later tests)."""
+    registered = []
+
+    def do(worker, **fields):
+        worker.register(**fields)
+        registered.append(worker)
+        return worker
+
+    yield do
+    for worker in registered:
+        worker.unregister()

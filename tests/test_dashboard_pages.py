@@ -34,12 +34,12 @@ def _ids_on(page_html: str) -> list[str]:
     return re.findall(r'<td class="id"><a href="/jobs/([^"]+)">', page_html)
 
 
-def test_overview_shows_queues_workers_and_pools(client, connection, monkeypatch):
+def test_overview_shows_queues_workers_and_pools(client, connection, monkeypatch, register):
     make_failed(connection, 2)
     Queue("emails", connection=connection).enqueue("tests.jobs.noop")
     monkeypatch.setenv("GEVENTQ_POOL", "mailers")
     worker = SimpleWorker(["emails"], connection=connection, name="mailer-1")
-    worker.register(concurrency=50, mode="gevent")
+    register(worker, concurrency=50, mode="gevent")
     lifecycle.claim(connection, worker.keys, ["emails"], "mailer-1", 1)
 
     page = client.get("/").get_data(as_text=True)

@@ -37,6 +37,8 @@ BAD = {
     "BURST": ["false", 1, "yes"],
     "WITH_SCHEDULER": ["no", 0],
     "NO_WAIT": ["true"],
+    "REDIS_CLUSTER": ["yes", 1],
+    "ALLOW_EVICTION": ["no", 0],
     "WORKERS": [0, -1, 4097, 1.5, True, "4"],
     "WORKER_TIMEOUT": [0, -1, NAN, INF, "60"],
     "WORKER_BOOT_TIMEOUT": [0, NAN, "30"],

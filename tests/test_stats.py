@@ -74,20 +74,20 @@ def test_expired_entries_and_expired_queued_jobs_are_not_counted(connection):
     assert connection.zcard(failed) == before  # the snapshot only reads: nothing was trimmed
 
 
-def test_workers_show_state_slots_hub_blocked_current_jobs_and_pools(connection, monkeypatch):
+def test_workers_show_state_slots_hub_blocked_current_jobs_and_pools(connection, monkeypatch, register):
     q = Queue(connection=connection)
     for _ in range(30):
         q.enqueue("tests.jobs.noop")
     monkeypatch.setenv("GEVENTQ_POOL", "emails")
     busy = SimpleWorker(["default", "low"], connection=connection, name="busy-one")
-    busy.register(concurrency=40, mode="gevent")
+    register(busy, concurrency=40, mode="gevent")
     claimed = lifecycle.claim(connection, busy.keys, ["default"], "busy-one", 25)
     connection.hincrby(busy.key, "hub_blocked", 3)
     monkeypatch.delenv("GEVENTQ_POOL")
     idle = SimpleWorker(["low"], connection=connection, name="idle-one")
-    idle.register(concurrency=1, mode="simple")
+    register(idle, concurrency=1, mode="simple")
     forked = SimpleWorker(["cpu", "io"], connection=connection, name="forked-one")
-    forked.register(concurrency=100, mode="gevent", fork_queues="cpu", fork_concurrency=4)
+    register(forked, concurrency=100, mode="gevent", fork_queues="cpu", fork_concurrency=4)
     connection.hset(forked.key, "state", "suspended")
 
     snapshot = take_snapshot(connection, Keys())

@@ -47,15 +47,15 @@ def is_loopback(host: str) -> bool:
                    "password out of the process list; else DASHBOARD_AUTH in the settings).")
 @click.option("--read-only", is_flag=True, help="Show everything, change nothing: no buttons, "
                                                 "every POST refused.")
-def dashboard(config: str | None, url: str | None, prefix: str | None, bind: str,
-              auth: str | None, read_only: bool) -> None:
+def dashboard(config: str | None, url: str | None, cluster: bool | None, prefix: str | None,
+              bind: str, auth: str | None, read_only: bool) -> None:
     """Serve the web dashboard (needs Flask: pip install 'geventq[dashboard]')."""
     # First, as the worker does: redis and the server's sockets must cooperate with gevent.
     from ..green.patch import patch
 
     patch()
     try:
-        server, line = _build_server(config, url, prefix, bind, auth, read_only)
+        server, line = _build_server(config, url, cluster, prefix, bind, auth, read_only)
     except _Refused as exc:
         click.echo(f"geventq dashboard: {exc}", err=True)
         sys.exit(1)
@@ -66,8 +66,8 @@ class _Refused(Exception):
     """A reason not to start, said in one line."""
 
 
-def _build_server(config: str | None, url: str | None, prefix: str | None, bind: str,
-                  auth: str | None, read_only: bool):
+def _build_server(config: str | None, url: str | None, cluster: bool | None,
+                  prefix: str | None, bind: str, auth: str | None, read_only: bool):
     import socket
 
     import redis
@@ -88,7 +88,7 @@ def _build_server(config: str | None, url: str | None, prefix: str | None, bind:
 
     try:
         host, port = parse_bind(bind)
-        ctx = Context(config, url, prefix)
+        ctx = Context(config, url, prefix, cluster)
         credentials = parse_credentials(auth or ctx.settings.get("DASHBOARD_AUTH") or None)
         if credentials is None and not is_loopback(host):
             raise _Refused(f"refusing to serve on {host} without auth: give --auth USER:PASSWORD "

@@ -51,7 +51,7 @@ local function notify_waiters(waiters_key, done_key)
     for i = 1, n do
       tokens[i] = '1'
     end
-    redis.pcall('RPUSH', done_key, unpack(tokens))
+    redis.pcall('RPUSH', done_key, unpack(tokens))  -- bounded: n <= 1000 above
     redis.pcall('EXPIRE', done_key, 60)
   end
   redis.call('DEL', waiters_key)
