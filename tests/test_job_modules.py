@@ -132,7 +132,10 @@ def test_a_hostile_writer_runs_nothing_outside_job_modules(connection, tmp_path,
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     for queue in queues:
-        check_all(connection, queue, marker)
+        try:
+            check_all(connection, queue, marker)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nthe worker's output:\n{done.stderr}") from None
     counts = ran(connection)
     assert counts["on_success"] == len(queues)  # the listed callback ran; the others did not
     assert "evil" not in counts and "evil_callback" not in counts and "on_failure" not in counts
