@@ -20,6 +20,7 @@ from tests import jobs, jobs_cluster, jobs_sched
 from tests.dashboard_support import make_failed
 from tests.helpers import wait_for
 from tests.test_cluster import QUIET, keys_by_node, prefixes_on_two_shards
+from tests.test_recovery import write_config
 
 # the margin a scheduled job may run late: the scheduler's poll plus a busy 2-core machine
 LATE = 1.5
@@ -132,3 +133,45 @@ def test_dashboard_api_on_a_cluster_lists_queues_and_requeues(redis_cluster, clu
     assert [q["name"] for q in other.get("/api/queues").get_json()] == ["reports"]
     with pytest.raises(ValueError, match=r"no hash tag.*'\{myapp\}:'"):
         create_app(cluster_connection, prefix="myapp:")
+
+
+# -- liveness: the pulse process on a cluster ------------------------------------------------
+
+def test_a_cluster_worker_beats_through_its_pulse_on_its_slots_primary(
+        redis_cluster, cluster_connection, start_worker, tmp_path):
+    q = Queue("default", connection=cluster_connection)
+    config = write_config(tmp_path, REDIS_CLUSTER=True, REDIS_URL=redis_cluster.urls[-1],
+                          HEARTBEAT_INTERVAL=0.5)  # a worker TTL of 2 s
+    worker = start_worker("-c", config, "--name", "beating", "default")
+    key = q.keys.worker("beating")
+    wait_for(lambda: q.connection.hget(key, "heartbeat"), timeout=20, message="the worker")
+    first = float(q.connection.hget(key, "heartbeat"))
+    # beats well past the TTL: the key never lapses, and is refreshed by the pulse
+    wait_for(lambda: float(q.connection.hget(key, "heartbeat") or 0) > first + 3, timeout=8,
+             message="beats for more than the worker TTL")
+    assert q.connection.ttl(key) > 0 and Worker.count(connection=cluster_connection) == 1
+    worker.kill()
+    out = worker.output()
+    assert "heartbeat failed" not in out and "beating from a thread" not in out, out
+
+
+def test_the_pulse_follows_moved_to_the_slots_primary(redis_cluster, cluster_connection):
+    from geventq.connection import pulse_endpoint, resolve_connection
+    from geventq.pulse import Pulse
+
+    client = resolve_connection(cluster_connection)
+    keys = Queue("default", connection=cluster_connection).keys
+    endpoint = pulse_endpoint(client)
+    primary = list(client.connection_pool.route.primary())
+    assert endpoint["cluster"][0] == primary and "address" not in endpoint
+    # the slot moved since the worker started: the nodes it knows first redirect it
+    endpoint["cluster"] = [a for a in endpoint["cluster"] if a != primary] + [primary]
+    pulse = Pulse({"key": keys.worker("p"), "workers": keys.workers, "name": "p",
+                   "interval": 1.0, "ttl": 3, "endpoint": endpoint})
+    try:
+        assert pulse.beat() == 1.0 and pulse.failures == 0
+        assert pulse.endpoint["cluster"][0] == primary
+        assert client.ttl(keys.worker("p")) == 3 and client.sismember(keys.workers, "p")
+    finally:
+        if pulse.link is not None:
+            pulse.link.close()
