@@ -24,7 +24,8 @@ redis-py (20 MB of memory per process), no site packages, not even ``json``
 (``marshal`` is built in). Redis is spoken in
 RESP2 over TCP, a unix socket or TLS (``ssl`` is imported only then), with
 ``AUTH [username] password`` and ``SELECT``; with Sentinel the master is asked
-of the Sentinels at each (re)connection. It ignores SIGINT, SIGTERM and SIGHUP
+of the Sentinels at each (re)connection; on a Redis Cluster it dials the first
+node that answers (the slot's primary as last seen first) and follows ``MOVED``. It ignores SIGINT, SIGTERM and SIGHUP
 (blocked from its first instruction):
 a Ctrl-C or a ``kill`` of the worker's process group must not stop the
 heartbeat of a worker still finishing its jobs.
