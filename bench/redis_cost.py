@@ -16,7 +16,13 @@ the scripts run), the plain commands' (those no geventq script runs), and the Re
 main thread's CPU (``INFO cpu``: execution plus reading, parsing and replying) from
 which the capacity of one core is computed. See bench/README.md.
 
+With ``--cluster`` the server is a one-node Redis Cluster (``cluster-enabled yes``, all
+16384 slots on it) reached through geventq's cluster client and ``geventq worker
+--cluster`` (prefix ``{geventq}:``): a cluster shard's own cost per job, to compare
+with the standalone figures of another run.
+
     python bench/redis_cost.py                 # 20,000 jobs per phase, 2 workers
+    python bench/redis_cost.py --cluster       # the same on a one-node cluster
     python bench/redis_cost.py --quick         # a few hundred jobs: checks it works
 """
 
@@ -28,14 +34,17 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from _common import ROOT, base_parser, connect, fmt, print_table, private_redis, worker_env
 
 from bench.jobs import noop
 from geventq import Queue, lifecycle
+from geventq.connection import get_connection
 from geventq.execution import execute
 from geventq.keys import Keys
+from geventq.testing import RedisServer
 
 BATCH = 50  # jobs per claim, start and end call, as a busy GeventWorker sends them
 WORKER = "bench-cost"
@@ -131,9 +140,28 @@ def end_all(queue: Queue, endings: list) -> Callable[[], None]:
     return run
 
 
-def drain_with_workers(server, conn, workers: int, concurrency: int) -> None:
+@contextmanager
+def one_node_cluster() -> Iterator[RedisServer]:
+    """A redis-server in cluster mode owning every slot: a cluster of one shard."""
+    server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file",
+                               "nodes.conf"]).start()
+    try:
+        conn = connect(server)
+        conn.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 30
+        while b"cluster_state:ok" not in conn.execute_command("CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the one-node cluster did not reach cluster_state:ok in 30 s")
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.close()
+
+
+def drain_with_workers(server, conn, workers: int, concurrency: int, cluster: bool = False) -> None:
     cmd = [sys.executable, "-m", "geventq", "worker", "--burst", "--logging-level", "WARNING",
-           "--url", server.url, "-n", str(concurrency), "bench"]
+           "--url", server.url, "-n", str(concurrency), *(["--cluster"] if cluster else []),
+           "bench"]
     procs = [subprocess.Popen(cmd, env=worker_env(server), cwd=ROOT, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for _ in range(workers)]
@@ -143,10 +171,13 @@ def drain_with_workers(server, conn, workers: int, concurrency: int) -> None:
             raise RuntimeError(f"a worker exited {proc.returncode}: {err.decode()[-2000:]}")
 
 
-def run_phases(server, n: int, workers: int, concurrency: int) -> list[dict]:
-    conn = connect(server)
+def run_phases(server, n: int, workers: int, concurrency: int, cluster: bool = False) -> list[dict]:
+    conn = connect(server)  # statistics and FLUSHDB: keyless commands, any client will do
     in_scripts = commands_run_by_scripts()
-    queue = Queue("bench", connection=conn, keys=Keys())
+    if cluster:  # the jobs go through the cluster client, as in production
+        queue = Queue("bench", connection=get_connection(server.url, cluster=True))
+    else:
+        queue = Queue("bench", connection=conn, keys=Keys())
     results = []
 
     def phase(name: str, action: Callable[[], None], jobs: int = n) -> None:
@@ -169,10 +200,12 @@ def run_phases(server, n: int, workers: int, concurrency: int) -> list[dict]:
     phase(f"end (batches of {BATCH})", end_all(queue, endings))
     # real worker processes: an empty run first, whose cost (start-up, shutdown) is subtracted
     conn.flushdb()
-    base, base_cpu = measure(conn, lambda: drain_with_workers(server, conn, workers, concurrency))
+    base, base_cpu = measure(conn, lambda: drain_with_workers(server, conn, workers, concurrency,
+                                                              cluster))
     conn.flushdb()
     enqueue_bulk(queue, n)()
-    stats, cpu = measure(conn, lambda: drain_with_workers(server, conn, workers, concurrency))
+    stats, cpu = measure(conn, lambda: drain_with_workers(server, conn, workers, concurrency,
+                                                          cluster))
     if len(queue) or queue.finished_job_registry.count != n:
         raise RuntimeError(f"the workers left {len(queue)} jobs queued and finished "
                            f"{queue.finished_job_registry.count} of {n}")
@@ -187,11 +220,12 @@ def _script_text(name: str) -> str:
     return scripts.source(name)[1]
 
 
-def report(results: list[dict], version: str) -> None:
+def report(results: list[dict], version: str, cluster: bool = False) -> None:
     rows = [[r["phase"], r["jobs"], r["jobs_per_evalsha"], r["usec_per_evalsha"], r["script_us"],
              r["plain_us"], r["cpu_us"], 1e6 / r["cpu_us"] if r["cpu_us"] > 0 else float("nan")]
             for r in results]
-    print_table(f"Redis cost per no-op job (redis-server {version}, one phase at a time)",
+    mode = ", a one-node Redis Cluster" if cluster else ""
+    print_table(f"Redis cost per no-op job (redis-server {version}{mode}, one phase at a time)",
                 ["phase", "jobs", "jobs/EVALSHA", "us/EVALSHA", "scripts us/job",
                  "plain cmds us/job", "Redis CPU us/job", "jobs/s per core"], rows)
     by = {r["phase"].split(" (")[0]: r for r in results}
@@ -214,15 +248,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per phase")
     parser.add_argument("--workers", type=int, default=2, help="worker processes in the last phase")
     parser.add_argument("--concurrency", type=int, default=100, help="-n of each worker")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run on a one-node Redis Cluster through the cluster client")
     opts = parser.parse_args()
     if opts.quick:
         opts.jobs, opts.workers = 300, 1
-    with private_redis() as server:
+    with (one_node_cluster() if opts.cluster else private_redis()) as server:
         conn = connect(server)
         version = conn.info("server")["redis_version"]
         started = time.perf_counter()
-        results = run_phases(server, opts.jobs, opts.workers, opts.concurrency)
-        report(results, version)
+        results = run_phases(server, opts.jobs, opts.workers, opts.concurrency, opts.cluster)
+        report(results, version, opts.cluster)
         print(f"\n({opts.jobs} jobs per phase, {time.perf_counter() - started:.0f} s)")
 
 

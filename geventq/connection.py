@@ -359,9 +359,10 @@ def pulse_endpoint(connection: redis.Redis) -> dict[str, Any]:
     """How the pulse process reaches the Redis of ``connection``, as plain JSON values.
 
     The pulse (``geventq/pulse.py``) speaks RESP itself; this reads what it
-    needs from redis-py's pool: address (TCP, unix socket, or the Sentinels and
-    the service name), credentials, database, timeouts and TLS options. Raises
-    ``ValueError`` naming what it cannot pass on (the worker then beats from a
+    needs from redis-py's pool: address (TCP, unix socket, the Sentinels and the
+    service name, or a cluster's nodes, the primary of the client's slot first),
+    credentials, database, timeouts and TLS options. Raises ``ValueError``
+    naming what it cannot pass on (the worker then beats from a
     thread instead).
     """
     from redis.sentinel import SentinelConnectionPool
@@ -377,6 +378,16 @@ def pulse_endpoint(connection: redis.Redis) -> dict[str, Any]:
             "addresses": [[s.connection_pool.connection_kwargs["host"],
                            int(s.connection_pool.connection_kwargs["port"])] for s in sentinels],
             **_link_options(first.connection_kwargs, first.connection_class)}
+    elif slot_route(connection) is not None:
+        # a cluster slot client's pool has no address of its own: the pulse gets the nodes,
+        # the slot's primary first, and follows MOVED replies to wherever the slot went
+        route = slot_route(connection)
+        nodes = route.seeds()
+        try:
+            nodes = [route.primary(), *nodes]
+        except redis.RedisError:  # no topology now: any node will redirect the pulse
+            pass
+        endpoint["cluster"] = [[host, int(port)] for host, port in dict.fromkeys(nodes)]
     elif issubclass(pool.connection_class, redis.UnixDomainSocketConnection):
         endpoint["address"] = {"path": kwargs["path"]}
     else:

@@ -24,7 +24,8 @@ redis-py (20 MB of memory per process), no site packages, not even ``json``
 (``marshal`` is built in). Redis is spoken in
 RESP2 over TCP, a unix socket or TLS (``ssl`` is imported only then), with
 ``AUTH [username] password`` and ``SELECT``; with Sentinel the master is asked
-of the Sentinels at each (re)connection. It ignores SIGINT, SIGTERM and SIGHUP
+of the Sentinels at each (re)connection; on a Redis Cluster it dials the first
+node that answers (the slot's primary as last seen first) and follows ``MOVED``. It ignores SIGINT, SIGTERM and SIGHUP
 (blocked from its first instruction):
 a Ctrl-C or a ``kill`` of the worker's process group must not stop the
 heartbeat of a worker still finishing its jobs.
@@ -102,6 +103,7 @@ class Link:
         except BaseException:
             sock.close()
             raise
+        self.address = address
         self.sock = sock
         self.stream = sock.makefile("rb")
         commands = []
@@ -152,7 +154,16 @@ def tls_context(tls: dict[str, object]) -> object:
 
 
 def connect(endpoint: dict[str, object]) -> Link:
-    """A link to the Redis the worker uses (its master, through the Sentinels, if any)."""
+    """A link to the Redis the worker uses (its master, through the Sentinels, if any;
+    on a Redis Cluster the first node that answers, the slot's primary as last seen first)."""
+    if endpoint.get("cluster"):
+        errors = []
+        for host, port in endpoint["cluster"]:
+            try:
+                return Link({"host": host, "port": port}, endpoint)
+            except (OSError, ReplyError) as exc:
+                errors.append(f"{host}:{port}: {type(exc).__name__}: {exc}")
+        raise ConnectionError("no cluster node answered: " + "; ".join(errors))
     sentinel = endpoint.get("sentinel")
     if not sentinel:
         return Link(endpoint["address"], endpoint)
@@ -211,12 +222,18 @@ class Pulse:
     def beat(self) -> float:
         """Refresh the key once; return the seconds until the next beat."""
         try:
-            if self.link is None:
-                self.link = connect(self.endpoint)
-            self.link.call(("MULTI",),
-                           ("HSET", self.key, "heartbeat", repr(time.time()), "state", self.state),
-                           ("EXPIRE", self.key, self.ttl), ("SADD", self.workers, self.name),
-                           ("EXEC",))
+            for redirects in range(3):
+                if self.link is None:
+                    self.link = connect(self.endpoint)
+                try:
+                    self.link.call(("MULTI",), ("HSET", self.key, "heartbeat", repr(time.time()),
+                                                "state", self.state),
+                                   ("EXPIRE", self.key, self.ttl), ("SADD", self.workers, self.name),
+                                   ("EXEC",))
+                    break
+                except ReplyError as exc:  # a cluster node that does not serve the slot (now)
+                    if not self.endpoint.get("cluster") or redirects == 2 or not self.follow(exc):
+                        raise
         except Exception as exc:  # Redis away, a failover (READONLY), a refused AUTH...
             if self.link is not None:
                 self.link.close()
@@ -230,6 +247,19 @@ class Pulse:
             self.log(f"heartbeat back after {self.failures} failure(s)")
             self.failures = 0
         return self.interval
+
+    def follow(self, reply: ReplyError) -> bool:
+        """After ``MOVED <slot> <host>:<port>``: dial that node first from now on (True)."""
+        parts = str(reply).split()
+        if len(parts) != 3 or parts[0] != "MOVED":
+            return False
+        host, _, port = parts[2].rpartition(":")
+        # an empty host means "the host you asked" (a node that does not announce its own)
+        target = [host or self.link.address["host"], int(port)]
+        self.endpoint["cluster"] = [target, *(a for a in self.endpoint["cluster"] if a != target)]
+        self.link.close()
+        self.link = None
+        return True
 
     def log(self, message: str) -> None:
         """One line on the worker's stderr, formatted like its log; never the password."""

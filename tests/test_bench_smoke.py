@@ -39,11 +39,15 @@ def test_cpu_bound_bench_runs():
 
 
 @pytest.mark.timeout(60)
-def test_redis_cost_bench_runs():
-    out = run_bench("redis_cost.py")
+@pytest.mark.parametrize("args", [(), ("--cluster",)], ids=["standalone", "one-node-cluster"])
+def test_redis_cost_bench_runs(args):
+    out = run_bench("redis_cost.py", *args)
     for part in ("enqueue single", "enqueue bulk", "claim (batches of 50)", "end (batches of 50)",
                  "busy workers", "jobs/s per core", "bulk enqueue + busy workers"):
         assert part in out
+    assert ("a one-node Redis Cluster" in out) == bool(args)
+
+
 def test_dashboard_bench_runs():
     out = run_bench("dashboard.py")
     assert "first page" in out and "Requeue all: 200 failed jobs requeued" in out

@@ -13,7 +13,7 @@ import time
 import pytest
 import redis
 
-from geventq import Queue
+from geventq import Queue, Worker
 from tests import jobs_cluster
 from tests.helpers import wait_for
 from tests.test_recovery import write_config
@@ -63,6 +63,15 @@ def test_primary_of_the_prefix_killed_mid_run(redis_cluster, cluster_connection,
     assert queue.failed_job_registry.count == 0
     assert queue.count == 0 and queue.started_job_registry.count == 0
     assert queue.connection.connection_pool.route.primary()[1] == new.port
+    # the workers' pulses followed the slot to the new primary: their keys are beaten there
+    promoted_at = time.time() - (time.monotonic() - killed - promoted)
+
+    def beaten_since_promotion() -> bool:
+        names = [w.name for w in Worker.all(connection=cluster_connection)]
+        beats = [queue.connection.hget(queue.keys.worker(name), "heartbeat") for name in names]
+        return len(names) == 2 and all(b and float(b) > promoted_at for b in beats)
+
+    wait_for(quietly(beaten_since_promotion), timeout=10, message="heartbeats on the new primary")
     for worker in workers:
         assert worker.proc.poll() is None  # carried on
         worker.signal(signal.SIGTERM)

@@ -8,8 +8,8 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 
-from ..connection import describe_connection, resolve_connection
-from ..keys import Keys, resolve_keys
+from ..connection import describe_connection, resolve_connection_and_keys
+from ..keys import Keys
 from .display import SafeLoader
 
 EXTENSION = "geventq.dashboard"
@@ -42,7 +42,8 @@ def init_dashboard(app: Flask, connection: redis.Redis | None = None, *, prefix:
     """Configure the dashboard blueprint for ``app``.
 
     ``connection`` defaults to ``$REDIS_URL`` (else localhost), ``prefix`` to
-    ``$GEVENTQ_PREFIX`` (else ``geventq:``). ``serializer`` is the workers'
+    ``$GEVENTQ_PREFIX`` (else ``geventq:``, ``{geventq}:`` on a Redis Cluster, where
+    the dashboard reads the shard of the prefix's slot). ``serializer`` is the workers'
     setting (None/"pickle", "json" or a dotted path): how job arguments and
     results are decoded for display (pickle through a restricted unpickler).
     ``search_limit`` is how many of the newest entries a search scans.
@@ -51,8 +52,9 @@ def init_dashboard(app: Flask, connection: redis.Redis | None = None, *, prefix:
         raise ValueError(f"page_size must be an integer from 1 to 1000, got {page_size!r}")
     if not isinstance(search_limit, int) or not 1 <= search_limit <= 100_000:
         raise ValueError(f"search_limit must be an integer from 1 to 100000, got {search_limit!r}")
-    config = DashboardConfig(resolve_connection(connection), resolve_keys(None, prefix),
-                             SafeLoader(serializer), bool(read_only), page_size, search_limit)
+    # one call for both: on a cluster the prefix decides which shard's client to use
+    client, keys = resolve_connection_and_keys(connection, None, prefix)
+    config = DashboardConfig(client, keys, SafeLoader(serializer), bool(read_only), page_size, search_limit)
     app.extensions[EXTENSION] = config
     return config
 
