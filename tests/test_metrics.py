@@ -1,0 +1,163 @@
+"""Prometheus metrics (API section 10): counted by real workers, read back from Redis only,
+checked by parsing the text with prometheus_client.parser."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from geventq import Queue, Retry, SimpleWorker
+from geventq.metrics.exposition import make_registry
+from tests.conftest import WorkerProcess, worker_env
+from tests.helpers import wait_for
+
+
+def _samples(text: str) -> dict[tuple, float]:
+    """{(sample name, sorted label pairs): value} of a metrics text."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def _scrape(connection, keys) -> dict[tuple, float]:
+    registry, _ = make_registry(connection, keys)
+    return _samples(generate_latest(registry).decode())
+
+
+def _key(name: str, **labels: str) -> tuple:
+    return name, tuple(sorted(labels.items()))
+
+
+def _jobs(samples, queue, function, outcome) -> float:
+    labels = (("function", function), ("outcome", outcome), ("queue", queue))
+    return samples.get(("geventq_jobs_total", labels), 0.0)
+
+
+def test_counts_and_durations_match_what_ran(connection):
+    q = Queue("m", connection=connection)
+    for i in range(3):
+        q.enqueue("tests.jobs.add", i, 1)
+    q.enqueue("tests.jobs.fail")
+    q.enqueue("tests.jobs.fail", retry=Retry(max=1))  # fails, is retried once, then fails
+    q.enqueue("tests.jobs.sleep", 5, job_timeout=1)
+    SimpleWorker([q], connection=connection).work(burst=True)
+
+    s = _scrape(connection, q.keys)
+    assert _jobs(s, "m", "tests.jobs.add", "finished") == 3
+    assert _jobs(s, "m", "tests.jobs.fail", "failed") == 2
+    assert _jobs(s, "m", "tests.jobs.fail", "retried") == 1
+    assert _jobs(s, "m", "tests.jobs.sleep", "timed_out") == 1
+    add = {"function": "tests.jobs.add", "queue": "m"}
+    assert s[_key("geventq_job_duration_seconds_count", **add)] == 3
+    assert s[_key("geventq_job_duration_seconds_bucket", le="+Inf", **add)] == 3
+    assert 0 <= s[_key("geventq_job_duration_seconds_sum", **add)] < 1
+    slept = {"function": "tests.jobs.sleep", "queue": "m"}
+    assert s[_key("geventq_job_duration_seconds_bucket", le="0.5", **slept)] == 0
+    assert s[_key("geventq_job_duration_seconds_bucket", le="2.5", **slept)] == 1
+    assert s[("geventq_queue_jobs", (("queue", "m"), ("state", "failed")))] == 3  # timed out too
+    assert s[("geventq_queue_jobs", (("queue", "m"), ("state", "queued")))] == 0
+    assert s[("geventq_queue_oldest_job_age_seconds", (("queue", "m"),))] == 0
+    assert s[("geventq_queue_paused", (("queue", "m"),))] == 0
+    assert s[("geventq_hub_blocked_total", ())] == 0
+    assert s[("geventq_recovered_jobs_total", ())] == 0
+    assert s[("geventq_workers", (("state", "busy"),))] == 0
+
+
+def test_functions_past_the_cap_are_counted_as_other(connection, monkeypatch):
+    monkeypatch.setenv("GEVENTQ_METRICS_MAX_FUNCTIONS", "1")
+    q = Queue("cap", connection=connection)
+    q.enqueue("tests.jobs.add", 1, 2)
+    q.enqueue("tests.jobs.noop")
+    q.enqueue("tests.jobs.echo", 1)
+    q.enqueue("tests.jobs.add", 2, 2)
+    SimpleWorker([q], connection=connection).work(burst=True)
+    s = _scrape(connection, q.keys)
+    assert _jobs(s, "cap", "tests.jobs.add", "finished") == 2
+    assert _jobs(s, "cap", "other", "finished") == 2
+    assert not any(labels and ("function", "tests.jobs.noop") in labels for _, labels in s)
+
+
+def test_metrics_off_counts_nothing(connection, monkeypatch):
+    monkeypatch.setenv("GEVENTQ_METRICS", "0")
+    q = Queue("off", connection=connection)
+    q.enqueue("tests.jobs.noop")
+    SimpleWorker([q], connection=connection).work(burst=True)
+    assert connection.exists(q.keys.metrics_jobs, q.keys.metrics_durations) == 0
+
+
+def test_garbage_in_the_metric_keys_is_skipped(connection):
+    keys = Queue(connection=connection).keys
+    connection.hset(keys.metrics_jobs, mapping={"not json": 1, '["a","b"]': 2,
+                                                '["q","f","finished"]': "many",
+                                                '["q","f","failed"]': 4})
+    connection.set(keys.metrics_durations, "a string")
+    s = _scrape(connection, keys)
+    assert _jobs(s, "q", "f", "failed") == 4
+    assert _jobs(s, "q", "f", "finished") == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.timeout(90)
+def test_the_exporter_serves_what_real_workers_counted_across_restarts(connection, redis_url):
+    q = Queue("served", connection=connection)
+    env = worker_env(redis_url)
+    for round_ in range(2):  # a second worker process: the counters only grow
+        for i in range(5):
+            q.enqueue("tests.jobs.add", i, round_)
+        q.enqueue("tests.jobs.fail")
+        worker = WorkerProcess(["--burst", "served"], env)
+        try:
+            assert worker.wait(60) == 0, worker.output()
+        finally:
+            worker.kill()
+    port = _free_port()
+    exporter = WorkerProcess(["--bind", f"127.0.0.1:{port}"], env, command="metrics")
+    try:
+        exporter.wait_for_output(f"serving http://127.0.0.1:{port}/metrics")
+        status, text = _get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        s = _samples(text)
+        assert _jobs(s, "served", "tests.jobs.add", "finished") == 10
+        assert _jobs(s, "served", "tests.jobs.fail", "failed") == 2
+        assert s[("geventq_queue_jobs", (("queue", "served"), ("state", "failed")))] == 2
+        assert _get(f"http://127.0.0.1:{port}/")[0] == 404
+    finally:
+        exporter.kill()
+
+
+def test_the_exporter_refuses_a_bad_bind_in_one_line(redis_url):
+    exporter = WorkerProcess(["--bind", "nowhere"], worker_env(redis_url), command="metrics")
+    out = exporter.output(30)
+    assert exporter.proc.returncode == 1
+    assert out.strip().splitlines() == [
+        "geventq metrics: --bind takes HOST:PORT (e.g. 127.0.0.1:9181), got 'nowhere'"]
+
+
+def test_a_recovered_worker_counts_its_jobs(connection):
+    from geventq import lifecycle
+
+    q = Queue("rec", connection=connection)
+    job = q.enqueue("tests.jobs.noop")
+    lifecycle.claim_and_start(connection, q.keys, ["rec"], "dead-worker", 1)
+    lifecycle.recover_worker(connection, q.keys, "dead-worker")
+    wait_for(lambda: job.get_status() == "queued", timeout=5)
+    assert _scrape(connection, q.keys)[("geventq_recovered_jobs_total", ())] == 1
