@@ -3,7 +3,10 @@ checked by parsing the text with prometheus_client.parser."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -11,8 +14,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from geventq import Queue, Retry, SimpleWorker
+from geventq.defaults import EXIT_BOOT_ERROR
 from geventq.metrics.exposition import make_registry
-from tests.conftest import WorkerProcess, worker_env
+from tests.conftest import ROOT, WorkerProcess, worker_env
 from tests.helpers import wait_for
 
 
@@ -161,3 +165,42 @@ def test_a_recovered_worker_counts_its_jobs(connection):
     lifecycle.recover_worker(connection, q.keys, "dead-worker")
     wait_for(lambda: job.get_status() == "queued", timeout=5)
     assert _scrape(connection, q.keys)[("geventq_recovered_jobs_total", ())] == 1
+
+
+@pytest.mark.timeout(90)
+def test_a_pool_with_metrics_bind_serves_the_metrics_and_stops_it(tmp_path, redis_url):
+    from tests.test_pool_integration import PoolProcess
+
+    port = _free_port()
+    conf = tmp_path / "pool.py"
+    conf.write_text(f"METRICS_BIND = '127.0.0.1:{port}'\n")
+    env = worker_env(redis_url)
+    argv = [sys.executable, "-m", "geventq", "pool", "-c", str(conf), "-u", redis_url,
+            "-N", "2", "--pool-name", "metricspool", "pm"]
+    pool = PoolProcess(argv, env, str(tmp_path / "pool.log"))
+    try:
+        def two_idle_workers() -> bool:
+            try:
+                status, text = _get(f"http://127.0.0.1:{port}/metrics")
+            except OSError:  # not listening yet
+                return False
+            return status == 200 and _samples(text)[_key("geventq_workers", state="idle")] == 2
+
+        wait_for(two_idle_workers, timeout=40, message="the pool's exporter to show 2 workers")
+        pool.killpg(signal.SIGTERM)
+        assert pool.wait(30) == 0, pool.output()
+        with pytest.raises(OSError):
+            _get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        pool.cleanup()
+
+
+def test_a_pool_refuses_a_malformed_metrics_bind(tmp_path, redis_url):
+    conf = tmp_path / "pool.py"
+    conf.write_text("METRICS_BIND = 9191\n")
+    out = subprocess.run([sys.executable, "-m", "geventq", "pool", "-c", str(conf), "-u",
+                          redis_url, "pm"], env=worker_env(redis_url), cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == EXIT_BOOT_ERROR
+    assert out.stderr.strip() == ("geventq pool: METRICS_BIND must be HOST:PORT "
+                                  "(e.g. 127.0.0.1:9191), got 9191")

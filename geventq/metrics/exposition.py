@@ -2,8 +2,8 @@
 
 One :class:`RedisCollector` scrape reads :func:`geventq.stats.take_snapshot`
 (queues, workers: two round trips, ``QUEUE_COMMANDS`` per queue and
-``WORKER_COMMANDS`` per worker) and then the four metric keys the workers keep
-(one round trip, four commands). Nothing is kept between scrapes, so any number
+``WORKER_COMMANDS`` per worker) and then the three metric hashes the workers
+keep (one round trip, three commands). Nothing is kept between scrapes, so any number
 of exporters on any host show the same numbers, and a restart loses nothing.
 
 The text is made by ``prometheus-client`` (the ``geventq[metrics]`` extra): it
@@ -13,63 +13,16 @@ enqueued) and follows the format's changes, which hand-written text would not.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..keys import Keys
-from ..stats import QUEUE_STATES, Snapshot, reply_float, reply_text, take_snapshot
+from ..stats import QUEUE_STATES, Snapshot, take_snapshot
 from .counting import BUCKETS, OUTCOMES
-
-
-@dataclass
-class JobMetrics:
-    """The counters workers keep in Redis (:mod:`geventq.metrics.counting`)."""
-
-    # (queue, function, outcome) -> jobs
-    jobs: dict[tuple[str, str, str], float] = field(default_factory=dict)
-    # (queue, function) -> {bucket bound (str) | "sum" | "count": value}
-    durations: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
-    hub_blocked: float = 0.0
-    recovered_jobs: float = 0.0
-    commands: int = 0
-
-
-def read_job_metrics(connection: redis.Redis, keys: Keys) -> JobMetrics:
-    """The job counters, in one round trip. Garbage fields (anyone may write to Redis)
-    are skipped, never raised."""
-    pipe = connection.pipeline(transaction=False)
-    pipe.hgetall(keys.metrics_jobs)
-    pipe.hgetall(keys.metrics_durations)
-    pipe.hgetall(keys.metrics_totals)
-    jobs_raw, durations_raw, totals_raw = pipe.execute(raise_on_error=False)
-    found = JobMetrics(commands=3)
-    for labels, value in _entries(jobs_raw):
-        found.jobs[labels] = value
-    for (queue, func, name), value in _entries(durations_raw):
-        found.durations.setdefault((queue, func), {})[name] = value
-    totals = totals_raw if isinstance(totals_raw, dict) else {}
-    found.hub_blocked = max(0.0, reply_float(totals.get(b"hub_blocked")) or 0.0)
-    found.recovered_jobs = max(0.0, reply_float(totals.get(b"recovered_jobs")) or 0.0)
-    return found
-
-
-def _entries(reply: object) -> Iterator[tuple[tuple[str, str, str], float]]:
-    if not isinstance(reply, dict):
-        return
-    for raw_field, raw_value in reply.items():
-        try:
-            labels = json.loads(reply_text(raw_field))
-        except ValueError:
-            continue
-        value = reply_float(raw_value)
-        if (isinstance(labels, list) and len(labels) == 3
-                and all(isinstance(x, str) for x in labels) and value is not None and value >= 0):
-            yield (labels[0], labels[1], labels[2]), value
+from .reading import JobMetrics, read_job_metrics
 
 
 class RedisCollector(Collector):
