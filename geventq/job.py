@@ -31,6 +31,7 @@ from .job_fields import (
 )
 from .keys import Keys, resolve_keys  # noqa: F401  (resolve_keys re-exported)
 from .names import check_job_id, job_id_to_look_up
+from .progress import JobProgress
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
@@ -52,7 +53,7 @@ def _describe(func: Any) -> tuple[str, Any]:
     return name, None
 
 
-class Job(JobActions):
+class Job(JobActions, JobProgress):
     """A job: its function, arguments, options, status and result."""
 
     # Defaults shared by every job until one sets its own: a job is built per

@@ -236,6 +236,7 @@ def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]
         script_keys += [keys.queue(queue_name), keys.wake(queue_name),
                         keys.registry("scheduled", queue_name)]
         args += [repr(next_delay(job.extra)), queue_name]
+    script_keys.append(keys.events(job.id))  # last, always (end.lua reads KEYS[#KEYS])
     return script_keys, args
 
 

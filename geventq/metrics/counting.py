@@ -18,6 +18,8 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import DeserializationError
+
 if TYPE_CHECKING:
     from ..endings import Ending
     from ..keys import Keys
@@ -62,9 +64,18 @@ def outcome_of(ending: Ending) -> str:
     lines = text.strip().splitlines()
     if lines and "JobTimeoutException" in lines[-1]:
         return "timed_out"
-    if ending.may_retry and (ending.job.retries_left or 0) > 0:
+    if ending.may_retry and _retries_left(ending) > 0:
         return "retried"
     return "failed"
+
+
+def _retries_left(ending: Ending) -> int:
+    """The job's ``retries_left`` (0 when a hostile writer left garbage: the ending itself
+    then reports that, in end.lua's caller; counting must not get there first)."""
+    try:
+        return ending.job.retries_left or 0
+    except (ValueError, DeserializationError):
+        return 0
 
 
 def count_call(keys: Keys, endings: Sequence[Ending],
