@@ -6,6 +6,7 @@ touch queues live in :mod:`geventq.lifecycle`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from types import FunctionType
 from typing import Any
@@ -162,6 +163,10 @@ class Job(JobActions, JobProgress):
             job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on, job.keys.prefix)
         if at_front:
             job.at_front = True
+        if "opentelemetry.trace" in sys.modules:  # the app traces: the job carries its context
+            from .tracing import inject
+
+            inject(job)
         return job
 
     def serialize_data(self) -> bytes:
