@@ -3,8 +3,10 @@
 (a) no-op jobs drained by one worker process (``python -m geventq worker --burst``,
     concurrency 100) with job metrics counted (the default) and with
     ``GEVENTQ_METRICS=0``, alternating on/off in each run: jobs/s from the first
-    job's start to the last job's end, and Redis commands per job. Target: on is
-    >= 95% of off.
+    job's start to the last job's end, the worker's CPU per job (its rusage, start-up
+    included), the Redis main thread's CPU per job, and Redis commands per job.
+    Target: on is >= 95% of off. On a loaded machine the CPU figures are steadier
+    than jobs/s.
 (b) one scrape of a deployment of 100 queues (each with queued, failed and finished
     jobs, and job counters for 3 functions) and 50 registered workers: Redis time
     (the sum of ``INFO commandstats`` usec, i.e. time spent running the commands)
@@ -51,15 +53,30 @@ def drain(server, n: int, metrics_on: bool) -> dict:
     env = worker_env(server)
     env["GEVENTQ_METRICS"] = "1" if metrics_on else "0"
     before = server_stats(conn)
-    subprocess.run([sys.executable, "-m", "geventq", "worker", "--logging-level", "WARNING",
-                    "--url", server.url, "-n", "100", "--burst", "bench"], env=env, cwd=ROOT,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True, timeout=600)
+    redis_cpu0 = _redis_cpu(conn)
+    proc = subprocess.Popen([sys.executable, "-m", "geventq", "worker", "--logging-level",
+                             "WARNING", "--url", server.url, "-n", "100", "--burst", "bench"],
+                            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the worker exited {proc.returncode}")
+    redis_cpu = _redis_cpu(conn) - redis_cpu0
     after = server_stats(conn)
     counted = conn.exists(Keys().metrics_jobs)
     if counted != metrics_on:
         raise RuntimeError(f"metrics {'on' if metrics_on else 'off'} but counters exist: {counted}")
     return {"rate": n / drain_span("geventq", conn, ids),
-            "cmds": (after["commands"] - before["commands"]) / n}
+            "cmds": (after["commands"] - before["commands"]) / n,
+            "cpu_us": (usage.ru_utime + usage.ru_stime) / n * 1e6,
+            "redis_us": redis_cpu / n * 1e6}
+
+
+def _redis_cpu(conn) -> float:
+    """CPU seconds of the Redis main thread so far."""
+    cpu = conn.info("cpu")
+    return cpu.get("used_cpu_user_main_thread", cpu["used_cpu_user"]) + \
+        cpu.get("used_cpu_sys_main_thread", cpu["used_cpu_sys"])
 
 
 def build_deployment(conn, queues: int, workers: int) -> None:
@@ -125,9 +142,13 @@ def main() -> None:
         off_rate = median([r["rate"] for r in results[False]])
         on_rate = median([r["rate"] for r in results[True]])
         print_table(f"(a) no-op jobs drained, {n} jobs, concurrency 100, median of {runs} "
-                    f"(alternating)", ["metrics", "jobs/s", "Redis commands/job"],
-                    [["off", off_rate, median([r["cmds"] for r in results[False]])],
-                     ["on", on_rate, median([r["cmds"] for r in results[True]])]])
+                    f"(alternating)", ["metrics", "jobs/s", "worker CPU us/job",
+                                       "Redis CPU us/job", "Redis commands/job"],
+                    [[label, median([r["rate"] for r in results[on]]),
+                      median([r["cpu_us"] for r in results[on]]),
+                      median([r["redis_us"] for r in results[on]]),
+                      median([r["cmds"] for r in results[on]])]
+                     for label, on in (("off", False), ("on", True))])
         print("  each run, off/on jobs/s: " + ", ".join(
             f"{off['rate']:,.0f}/{on['rate']:,.0f}" for off, on in zip(results[False], results[True])))
         print(f"  on / off: {on_rate / off_rate:.1%} (target >= 95%)")

@@ -204,3 +204,20 @@ def test_a_pool_refuses_a_malformed_metrics_bind(tmp_path, redis_url):
     assert out.returncode == EXIT_BOOT_ERROR
     assert out.stderr.strip() == ("geventq pool: METRICS_BIND must be HOST:PORT "
                                   "(e.g. 127.0.0.1:9191), got 9191")
+
+
+@pytest.mark.timeout(60)
+def test_hub_blocked_total_outlives_the_worker_that_counted_it(connection, redis_url, tmp_path):
+    settings = tmp_path / "guard.py"
+    settings.write_text("MAX_BLOCKING_TIME = 0.3\n")
+    q = Queue("hog", connection=connection)
+    hog = q.enqueue("tests.jobs_cpu.spin", 1.0)
+    worker = WorkerProcess(["-c", str(settings), "--burst", "hog"], worker_env(redis_url))
+    try:
+        assert worker.wait(40) == 0, worker.output()
+    finally:
+        worker.kill()
+    assert hog.get_status() == "finished"
+    s = _scrape(connection, q.keys)
+    assert s[("geventq_hub_blocked_total", ())] >= 1
+    assert s[_key("geventq_workers", state="idle")] == 0  # that worker is gone; its count stays
