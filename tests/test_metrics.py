@@ -221,3 +221,36 @@ def test_hub_blocked_total_outlives_the_worker_that_counted_it(connection, redis
     s = _scrape(connection, q.keys)
     assert s[("geventq_hub_blocked_total", ())] >= 1
     assert s[_key("geventq_workers", state="idle")] == 0  # that worker is gone; its count stays
+
+
+@pytest.mark.timeout(120)
+def test_metrics_info_json_and_events_on_a_redis_cluster(redis_cluster, cluster_connection):
+    import json
+
+    q = Queue("cl", connection=cluster_connection)
+    job = q.enqueue("tests.jobs_progress.steps", [25, 75])
+    for i in range(3):
+        q.enqueue("tests.jobs.add", i, 1)
+    env = worker_env(redis_cluster.url)
+    worker = WorkerProcess(["--cluster", "--burst", "cl"], env)
+    try:
+        assert worker.wait(60) == 0, worker.output()
+    finally:
+        worker.kill()
+    assert [e["event"] for e in job.events(timeout=5)] == ["progress", "finished"]
+    port = _free_port()
+    exporter = WorkerProcess(["--cluster", "-u", redis_cluster.urls[-1], "--bind",
+                              f"127.0.0.1:{port}"], env, command="metrics")
+    try:
+        exporter.wait_for_output(f"serving http://127.0.0.1:{port}/metrics", timeout=30)
+        s = _samples(_get(f"http://127.0.0.1:{port}/metrics")[1])
+        assert _jobs(s, "cl", "tests.jobs.add", "finished") == 3
+        assert _jobs(s, "cl", "tests.jobs_progress.steps", "finished") == 1
+    finally:
+        exporter.kill()
+    out = subprocess.run([sys.executable, "-m", "geventq", "info", "--json", "--cluster", "-u",
+                          redis_cluster.urls[1]], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["prefix"] == "{geventq}:" and info["queues"][0]["finished"] == 4
