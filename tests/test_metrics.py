@@ -254,3 +254,33 @@ def test_metrics_info_json_and_events_on_a_redis_cluster(redis_cluster, cluster_
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["prefix"] == "{geventq}:" and info["queues"][0]["finished"] == 4
+
+
+def test_an_outcome_no_end_script_writes_is_counted_through_outcome_call(connection):
+    from geventq import scripts
+    from geventq.metrics.counting import outcome_call
+
+    keys = Queue(connection=connection).keys
+    call = outcome_call(keys, "lim", "app.f", "rate_limited", 3)
+    scripts.call(connection, "metrics_count", *call)
+    assert _jobs(_scrape(connection, keys), "lim", "app.f", "rate_limited") == 3
+    with pytest.raises(ValueError, match="outcome must be one of finished, failed"):
+        outcome_call(keys, "lim", "app.f", "vanished")
+
+
+@pytest.mark.timeout(60)
+def test_a_scrape_while_redis_is_down_answers_503_and_the_exporter_lives_on(redis_url):
+    port = _free_port()
+    env = worker_env(redis_url)
+    exporter = WorkerProcess(["-u", "redis://127.0.0.1:1/0", "--bind", f"127.0.0.1:{port}"],
+                             env, command="metrics")
+    try:
+        exporter.wait_for_output(f"serving http://127.0.0.1:{port}/metrics")
+        for _ in range(2):
+            status, body = _get(f"http://127.0.0.1:{port}/metrics")
+            assert status == 503 and body == "cannot read Redis: ConnectionError\n"
+        exporter.signal(signal.SIGTERM)
+        assert exporter.wait(10) == 0
+        assert "Traceback" not in exporter.output()
+    finally:
+        exporter.kill()

@@ -103,3 +103,14 @@ def count_call(keys: Keys, endings: Sequence[Ending],
         for (kind, name), value in fields.items():
             args += [kind, name, f"{value:.6f}" if isinstance(value, float) else value]
     return [keys.metrics_functions, keys.metrics_jobs, keys.metrics_durations], args
+
+
+def outcome_call(keys: Keys, queue: str, function: str, outcome: str, count: int = 1,
+                 cap: int | None = None) -> tuple[list, list]:
+    """(KEYS, ARGV) of a ``metrics_count.lua`` call adding ``count`` jobs of ``outcome``
+    that ended no end script's way (``rate_limited``: a job put back by a limit), for the
+    caller to add to the script batch it sends anyway."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    return ([keys.metrics_functions, keys.metrics_jobs, keys.metrics_durations],
+            [max_functions() if cap is None else cap, queue, function, 1, "j", outcome, count])
