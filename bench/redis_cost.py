@@ -44,7 +44,7 @@ from geventq import Queue, lifecycle
 from geventq.connection import get_connection
 from geventq.execution import execute
 from geventq.keys import Keys
-from geventq.testing import RedisServer
+from geventq.testing import RedisServer, free_cluster_port
 
 BATCH = 50  # jobs per claim, start and end call, as a busy GeventWorker sends them
 WORKER = "bench-cost"
@@ -143,7 +143,8 @@ def end_all(queue: Queue, endings: list) -> Callable[[], None]:
 @contextmanager
 def one_node_cluster() -> Iterator[RedisServer]:
     """A redis-server in cluster mode owning every slot: a cluster of one shard."""
-    server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file",
+    server = RedisServer(port=free_cluster_port(),  # its bus port (+10000) must be valid too
+                         args=["--cluster-enabled", "yes", "--cluster-config-file",
                                "nodes.conf"]).start()
     try:
         conn = connect(server)

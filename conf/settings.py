@@ -94,6 +94,7 @@ PERIODIC = []
 # WORKER_TIMEOUT = 60          # seconds without a heartbeat before a worker is killed and replaced
 # WORKER_BOOT_TIMEOUT = 30     # seconds a new worker has to beat the first time
 # MAX_MEMORY = "512M"          # RSS limit per worker (bytes or '512M', '1.5G'); over it: recycled
+# METRICS_BIND = "127.0.0.1:9191"  # the pool also runs `geventq metrics` there (docs/metrics.md)
 
 # --- geventq dashboard (docs/dashboard.md) -------------------------------------------
 # DASHBOARD_AUTH = None        # "user:password": HTTP basic auth; without it, loopback only.

@@ -112,6 +112,7 @@ def batch_calls(keys: Keys, worker_name: str, endings: Sequence[Ending],
             args += (job_id, ending.outcome, ending.ttl, ending.payload, len(extra))
             for pair in extra.items():
                 args += pair
+        script_keys += [keys.events(ending.job.id) for ending in group]
         calls.append((script_keys, args, group))
     return calls
 

@@ -41,6 +41,29 @@ def execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
             default_result_ttl: int | None = None, *,
             stop_region: DeathPenalty = no_death_penalty,
             job_modules: JobModules | None = None) -> Ending:
+    """Run ``job`` and return how it ended (see :func:`_execute`).
+
+    A job enqueued inside an OpenTelemetry span runs inside a child span of it
+    (:mod:`geventq.tracing`, imported only for such a job).
+    """
+    def run() -> Ending:
+        return _execute(job, death_penalty, exception_handlers, default_result_ttl,
+                        stop_region=stop_region, job_modules=job_modules)
+
+    if "trace" in job.extra:
+        try:
+            from .tracing import run_traced
+        except ImportError:  # enqueued by a traced app; this worker has no geventq[otel]
+            return run()
+        return run_traced(job, run)
+    return run()
+
+
+def _execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
+             exception_handlers: Sequence[ExceptionHandler] = (),
+             default_result_ttl: int | None = None, *,
+             stop_region: DeathPenalty = no_death_penalty,
+             job_modules: JobModules | None = None) -> Ending:
     """Run ``job`` and return how it ended.
 
     ``stop_region(job)`` wraps the call of the function alone: the stretch in which

@@ -6,6 +6,7 @@ touch queues live in :mod:`geventq.lifecycle`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from types import FunctionType
 from typing import Any
@@ -31,6 +32,7 @@ from .job_fields import (
 )
 from .keys import Keys, resolve_keys  # noqa: F401  (resolve_keys re-exported)
 from .names import check_job_id, job_id_to_look_up
+from .progress import JobProgress
 from .serializers import Serializer, resolve_serializer
 from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
@@ -52,7 +54,7 @@ def _describe(func: Any) -> tuple[str, Any]:
     return name, None
 
 
-class Job(JobActions):
+class Job(JobActions, JobProgress):
     """A job: its function, arguments, options, status and result."""
 
     # Defaults shared by every job until one sets its own: a job is built per
@@ -161,6 +163,10 @@ class Job(JobActions):
             job.dependency_ids, job.allow_dependency_failure = dependency_ids(depends_on, job.keys.prefix)
         if at_front:
             job.at_front = True
+        if "opentelemetry.trace" in sys.modules:  # the app traces: the job carries its context
+            from .tracing import inject
+
+            inject(job)
         return job
 
     def serialize_data(self) -> bytes:

@@ -76,6 +76,31 @@ class Keys:
         """Hash a script fills and deletes within one call (never seen outside it)."""
         return self.prefix + "scratch"
 
+    def events(self, job_id: str) -> str:
+        """Stream of a job's progress events and its end event (see geventq.progress)."""
+        return f"{self.prefix}events:{job_id}"
+
+    # -- metrics (see geventq.metrics) -----------------------------------
+    @property
+    def metrics_functions(self) -> str:
+        """Set of the function names that have their own metric label (at most the cap)."""
+        return self.prefix + "metrics:functions"
+
+    @property
+    def metrics_jobs(self) -> str:
+        """Hash: JSON [queue, function, outcome] -> jobs ended that way (only grows)."""
+        return self.prefix + "metrics:jobs"
+
+    @property
+    def metrics_durations(self) -> str:
+        """Hash: JSON [queue, function, bucket bound | "sum" | "count"] -> duration totals."""
+        return self.prefix + "metrics:durations"
+
+    @property
+    def metrics_totals(self) -> str:
+        """Hash of deployment-wide counters (``hub_blocked``, ``recovered_jobs``)."""
+        return self.prefix + "metrics:totals"
+
     # -- workers --------------------------------------------------------
     @property
     def workers(self) -> str:

@@ -25,6 +25,7 @@ from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_MAX_ABANDONED_REQUEUES
 from .endings import Ending, ascii_text
 from .job import Job
 from .keys import Keys
+from .metrics.counting import count_call
 from .redis_errors import describe, is_transient
 from .releasing import child_args, child_keys, with_queues
 from .retry import next_delay
@@ -185,6 +186,7 @@ def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
     ``extra_commands`` (e.g. the worker's counters) ride along in the same pipeline.
     """
     pending = list(endings)
+    metered = count_call(keys, pending)  # the job metrics ride in the first round trip
     while pending:
         batch = scripts.ScriptBatch()
         # plain endings (no dependents, no retry: nearly all) go many per script call
@@ -197,7 +199,9 @@ def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
             batch.add("end", *_end_call(keys, worker_name, ending))
         for command in extra_commands:
             batch.command(*command)
-        extra_commands = ()
+        if metered:
+            batch.add("metrics_count", *metered)
+        extra_commands, metered = (), None
         replies = batch.execute(channel or connection)
         stale = []
         for (_, _, group), reply in zip(calls, replies):
@@ -232,6 +236,7 @@ def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]
         script_keys += [keys.queue(queue_name), keys.wake(queue_name),
                         keys.registry("scheduled", queue_name)]
         args += [repr(next_delay(job.extra)), queue_name]
+    script_keys.append(keys.events(job.id))  # last, always (end.lua reads KEYS[#KEYS])
     return script_keys, args
 
 
@@ -333,6 +338,9 @@ def recover_worker(connection: redis.Redis, keys: Keys, worker_name: str,
     pipe = connection.pipeline(transaction=True)
     pipe.delete(keys.worker(worker_name))
     pipe.srem(keys.workers, worker_name)
+    recovered = sum(1 for outcome in outcomes.values() if outcome in ("queued", "failed"))
+    if recovered:  # geventq_recovered_jobs_total
+        pipe.hincrby(keys.metrics_totals, "recovered_jobs", recovered)
     pipe.execute()
     return outcomes
 

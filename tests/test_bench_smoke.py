@@ -63,3 +63,9 @@ def test_peers_bench_runs():
         assert f"not installed, left out: {', '.join(missing)}" in out
     else:
         assert "issue 18's targets" in out
+
+
+@pytest.mark.timeout(60)
+def test_metrics_bench_runs():
+    out = run_bench("metrics.py")
+    assert "(a) no-op jobs drained" in out and "(b) one scrape" in out

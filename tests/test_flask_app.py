@@ -96,3 +96,51 @@ def test_bad_input_is_refused_and_nothing_is_written(connection, redis_url):
     for job_id in ("missing", "a:b", "x" * 65):
         assert client.get(f"/jobs/{job_id}").status_code == 404
         assert client.get(f"/api/jobs/{job_id}").status_code == 404
+
+
+def _sse_events(response) -> list[dict]:
+    """The data of each server-sent event of a streamed response, until it closes."""
+    import json
+
+    events = []
+    for line in response.iter_lines(decode_unicode=True):
+        if line and line.startswith("data: "):
+            events.append(json.loads(line[len("data: "):]))
+    return events
+
+
+@pytest.mark.timeout(60)
+def test_a_live_progress_bar_through_server_sent_events_over_http(connection, redis_url,
+                                                                  start_worker):
+    server = make_server("127.0.0.1", 0, create_app(redis_url), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with requests.Session() as http:
+            page = http.post(f"{base}/reports", data={"parts": "4"}, timeout=10)
+            assert page.status_code == 200
+            assert '<progress id="bar" max="100" value="0">' in page.text
+            assert "new EventSource(" in page.text
+            job_id = page.url.rsplit("/", 1)[1]
+            start_worker("--burst")
+            with requests.get(f"{base}/jobs/{job_id}/events", stream=True, timeout=30) as stream:
+                assert stream.headers["Content-Type"].startswith("text/event-stream")
+                # the app stays usable while a stream is open
+                assert http.get(f"{base}/", timeout=10).status_code == 200
+                events = _sse_events(stream)
+            percents = [e["percent"] for e in events if e["event"] == "progress"]
+            assert percents and percents == sorted(percents) and percents[-1] == 100.0
+            assert events[-1]["event"] == "finished"
+            finished = http.get(f"{base}/reports/{job_id}", timeout=10).text
+            assert '<progress id="bar" max="100" value="100.0">' in finished
+            assert "part 4 of 4" in finished
+            # a late listener: the latest progress, then the end, at once
+            late = _sse_events(http.get(f"{base}/jobs/{job_id}/events", stream=True, timeout=10))
+            assert [(e["event"], e.get("percent")) for e in late] == [("progress", 100.0),
+                                                                      ("finished", None)]
+            assert http.post(f"{base}/reports", data={"parts": "0"}, timeout=10).status_code == 400
+            assert http.get(f"{base}/jobs/nope!/events", timeout=10).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -19,7 +19,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import admin, dashboard, pool, worker  # noqa: F401  (each registers its commands)
+    from . import admin, dashboard, metrics, pool, worker  # noqa: F401  (each registers its commands)
 
 
 _register()

@@ -72,12 +72,21 @@ def command(name: str, **kwargs: Any) -> Callable:
 
 @click.argument("queues", nargs=-1)
 @click.option("--interval", type=float, help="Refresh every N seconds.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (schema: docs/metrics.md) for scripts.")
 @command("info")
-def info(ctx: Context, queues: tuple[str, ...], interval: float | None) -> None:
+def info(ctx: Context, queues: tuple[str, ...], interval: float | None, as_json: bool) -> None:
     """Show queues (lengths, registries) and workers."""
     from ..eviction import eviction_policy, eviction_warning
     from .info import render_info
 
+    if as_json:
+        import json
+
+        from ..metrics.status import status
+
+        click.echo(json.dumps(status(ctx.connection, ctx.keys, list(queues)), sort_keys=True))
+        return
     while True:
         text = render_info(ctx.connection, ctx.keys, list(queues))
         warning = eviction_warning(eviction_policy(ctx.connection))

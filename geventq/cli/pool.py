@@ -103,6 +103,11 @@ def pool(ctx: click.Context, config: str | None, workers: int | None,
     forward = forwarded_options(ctx)
     queues = list(values.get("queues") or ())
     recover = forwarded_options(ctx, RECOVER_OPTIONS)
+    try:
+        exporter = start_exporter(settings.get("METRICS_BIND"), recover, env)
+    except ValueError as exc:
+        click.echo(f"geventq pool: {exc}", err=True)
+        ctx.exit(EXIT_BOOT_ERROR)
     arbiter = Arbiter(
         pool_settings,
         lambda name: [sys.executable, "-m", "geventq", "worker", *forward, "--name", name,
@@ -115,4 +120,44 @@ def pool(ctx: click.Context, config: str | None, workers: int | None,
         notifier=Notifier(),
         env=env,
     )
-    ctx.exit(arbiter.run())
+    try:
+        code = arbiter.run()
+    finally:
+        stop_exporter(exporter)
+    ctx.exit(code)
+
+
+def start_exporter(bind: Any, options: list[str], env: dict[str, str]) -> Any:
+    """``geventq metrics --bind METRICS_BIND`` as a child of the pool (None when unset), so a
+    systemd unit of a pool serves /metrics with no unit of its own. A separate process:
+    the launcher imports no redis, and the exporter reads Redis only, so it may die or
+    restart without touching a worker. ValueError names a malformed ``METRICS_BIND``."""
+    import subprocess
+
+    from .dashboard import parse_bind
+
+    if bind is None or bind == "":
+        return None
+    if not isinstance(bind, str):
+        raise ValueError(f"METRICS_BIND must be HOST:PORT (e.g. 127.0.0.1:9191), got {bind!r}")
+    try:
+        parse_bind(bind)
+    except ValueError:
+        raise ValueError(f"METRICS_BIND must be HOST:PORT (e.g. 127.0.0.1:9191), "
+                         f"got {bind!r}") from None
+    return subprocess.Popen([sys.executable, "-m", "geventq", "metrics", "--bind", bind,
+                             *options], env=env)
+
+
+def stop_exporter(exporter: Any) -> None:
+    """Stop the pool's exporter (SIGTERM, then SIGKILL after 5 s)."""
+    import subprocess
+
+    if exporter is None:
+        return
+    exporter.terminate()
+    try:
+        exporter.wait(5)
+    except subprocess.TimeoutExpired:
+        exporter.kill()
+        exporter.wait()

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from ..keys import Keys
+from ..progress import parse_progress
 from ..stats import reply_float, reply_int, reply_text
 from .display import MAX_LOAD_BYTES, SafeLoader, Unreadable, call_arguments, clip, iso_time, preview
 
@@ -25,8 +26,9 @@ LARGE_FIELDS = ("data", "result", "meta", "exc_info", "exc_history", "descriptio
 
 
 def job_progress(fields: dict[str, Any]) -> dict[str, Any] | None:
-    """The job's progress (issue 15: ``job.progress``); None until jobs report progress."""
-    return None
+    """The job's progress (``job.progress``, with ``at`` as Unix time for JSON), or None."""
+    found = parse_progress(fields.get("progress"))
+    return None if found is None else {**found, "at": found["at"].timestamp()}
 
 
 @dataclass

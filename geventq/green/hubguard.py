@@ -170,7 +170,8 @@ class HubGuard:
     def _record(self, job_id: str, total: float, new: bool) -> None:
         try:
             scripts.call(self._redis(), "hub_blocked",
-                         [self.worker.keys.job(job_id), self.worker.key],
+                         [self.worker.keys.job(job_id), self.worker.key,
+                          self.worker.keys.metrics_totals],
                          [f"{total:.1f}", 1 if new else 0])
         except redis.RedisError as exc:
             logger.warning("could not record the blocked hub in Redis: %s", exc)

@@ -12,7 +12,8 @@
 -- KEYS: 1 job, 2 started registry, 3 worker in-flight set, 4 target registry
 --       (finished or failed), 5 dependents set, 6 queues set, 7 waiters, 8 done,
 --       then 7 keys per dependent (see release_children),
---       then, for a failed job with retry=: its queue, wake, scheduled registry
+--       then, for a failed job with retry=: its queue, wake, scheduled registry,
+--       and last (always) the job's events stream
 -- ARGV: 1 id, 2 now, 3 outcome, 4 ttl, 5 payload field, 6 payload, 7 n dependents,
 --       8 n extra fields, then 2 per dependent (id, queue name), then extra field pairs,
 --       then, for a failed job with retry=: retry delay (seconds), queue name
@@ -65,4 +66,10 @@ else
 end
 end_dependents(KEYS[5], 9, 9, n, job_id, outcome == 'finished', now, KEYS[6])
 notify_waiters(KEYS[7], KEYS[8])
+-- the end event, for listeners of job.events() (a stream exists only if one may listen)
+local events = KEYS[#KEYS]
+if redis.call('TYPE', events).ok == 'stream' then  -- not EXISTS: XADD to another type would fail mid-script
+  redis.call('XADD', events, '*', 'event', outcome, 'at', now)
+  redis.call('EXPIRE', events, 300)
+end
 return {'ok'}

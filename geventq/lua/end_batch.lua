@@ -7,7 +7,8 @@
 -- Every job is checked before the first write (the reads that can fail on a key a
 -- hostile writer replaced come first): a call that fails has changed nothing.
 -- KEYS: 1 worker in-flight set, 2 started registry, 3 finished registry, 4 failed
---       registry, then per job: its hash, its dependents set, its waiters, its done list
+--       registry, then per job: its hash, its dependents set, its waiters, its done list,
+--       then per job: its events stream
 -- ARGV: 1 now, then per job: id, outcome, ttl, payload, n extra fields, then those
 --       field/value pairs
 -- Returns, for each job left untouched: its position (1-based) and its dependents.
@@ -36,6 +37,7 @@ while a <= #ARGV do
   i = i + 1
 end
 
+local events_at = 4 + 4 * (i - 1)  -- the events stream of job i is KEYS[events_at + i]
 a, k, i = 2, 5, 1
 while a <= #ARGV do
   local job_id, outcome, ttl = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
@@ -61,6 +63,12 @@ while a <= #ARGV do
         target[#target + 1] = now + ttl
       end
       target[#target + 1] = job_id
+    end
+    -- the end event, for listeners of job.events() (a stream exists only if one may listen)
+    local events = KEYS[events_at + i]
+    if redis.call('TYPE', events).ok == 'stream' then  -- not EXISTS: XADD to another type would fail mid-script
+      redis.call('XADD', events, '*', 'event', outcome, 'at', now)
+      redis.call('EXPIRE', events, 300)
     end
   end
   if ours then
