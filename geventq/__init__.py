@@ -22,6 +22,8 @@ _EXPORTS = {
     "get_connection": "geventq.connection",
     "job": "geventq.decorators",
     "Retry": "geventq.retry",
+    "Limit": "geventq.limits",
+    "RateLimited": "geventq.exceptions",
     "Callback": "geventq.callbacks",
     "Worker": "geventq.worker.base",
     "SimpleWorker": "geventq.worker.simple",

@@ -32,7 +32,7 @@ class Ending:
     """
 
     job: Job
-    outcome: str  # 'finished', 'failed' or 'stopped'
+    outcome: str  # 'finished', 'failed', 'stopped' or 'rate_limited' (RateLimited: back later)
     payload: bytes | str  # the serialized result, or the exc_info text
     extra: dict[str, Any] = field(default_factory=dict)  # more hash fields to write
     dependents: list[tuple[str, str]] = field(default_factory=list)  # (child id, child queue)
@@ -67,6 +67,11 @@ class Ending:
     def may_retry(self) -> bool:
         """True when the job fails and was enqueued with ``retry=`` (end.lua decides)."""
         return self.outcome == "failed" and not self.last_resort and has_retry(self.job.extra)
+
+
+def counts_as_failure(ending: Ending) -> bool:
+    """Whether the ending moves a worker's ``failed`` counter (RateLimited does not)."""
+    return ending.outcome in ("failed", "stopped")
 
 
 def storable_text(text: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import scripts
 from .exceptions import DuplicateJobError
 from .job import Job
+from .limits import definition_commands
 from .utils import as_str, to_datetime
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ def no_cyclic_gc() -> Iterator[None]:
 
 
 def is_plain(job: Job) -> bool:
-    """True when ``enqueue_batch.lua`` can write the job (no dependencies, no schedule)."""
-    return not job.dependency_ids and job.scheduled_at is None
+    """True when ``enqueue_batch.lua`` can write the job (no dependencies, no schedule,
+    not unique)."""
+    return not job.dependency_ids and job.scheduled_at is None and "unique" not in job.extra
 
 
 def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
@@ -93,6 +95,9 @@ def check_invalid_reply(reply: list) -> None:
 
 def write_one(queue: Queue, job: Job, stamp: float) -> None:
     """Write one job in one round trip."""
+    if "limit" in job.extra:  # its limit's definition goes first, in the same round trip
+        write_many(queue, [job], stamp)
+        return
     if is_plain(job):
         check_batch_reply(scripts.call(queue.connection, "enqueue_batch",
                                        *batch_call(queue, [job], stamp, not job._fresh_id)))
@@ -131,9 +136,12 @@ def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
     segments = _segments(jobs)
     names = sorted({"enqueue" if alike is None else "enqueue_batch" for alike, _ in segments})
 
+    definitions = definition_commands(queue.keys, (job.extra for job in jobs))
+
     def commands() -> Iterator[tuple]:
         for name in names:
             yield ("SCRIPT", "LOAD", scripts.source(name)[1])
+        yield from definitions  # the latest definition of each limit key (geventq.limits)
         for alike, group in segments:
             if alike is None:
                 name, (keys, args) = "enqueue", queue._enqueue_call(group[0], stamp)
@@ -145,7 +153,7 @@ def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
-    for (alike, group), reply in zip(segments, replies[len(names):]):
+    for (alike, group), reply in zip(segments, replies[len(names) + len(definitions):]):
         if alike is None:
             queue._check_enqueue_reply(group[0], reply)
             continue

@@ -60,3 +60,20 @@ class ChildProcessDied(GeventqError):
 class JobNotAllowed(GeventqError):
     """A job names a function (or callback) outside the worker's ``JOB_MODULES``; it fails
     with this reason and nothing of it runs."""
+
+
+class RateLimited(GeventqError):
+    """Raised by a job that was told to slow down (an HTTP 429, say).
+
+    The job is not failed and spends no retry: it is ``scheduled`` again
+    ``retry_after`` seconds from now, and when it has a limit key
+    (``Limit``), no other job of that key starts before then.
+    """
+
+    def __init__(self, retry_after: float = 1.0, message: str | None = None):
+        if isinstance(retry_after, bool) or not isinstance(retry_after, (int, float)) \
+                or not 0 <= retry_after <= 366 * 86400:  # also refuses nan
+            raise ValueError(f"RateLimited retry_after must be a number of seconds from 0 to "
+                             f"{366 * 86400}, got {retry_after!r}")
+        super().__init__(message or f"rate limited: retry after {retry_after:g} s")
+        self.retry_after = float(retry_after)

@@ -21,7 +21,13 @@ from .allowlist import JobModules
 from .callbacks import run_failure_callback, run_success_callback
 from .context import reset_current_job, set_current_job
 from .endings import Ending
-from .exceptions import DeserializationError, JobNotAllowed, ShutdownRequested, StopRequested
+from .exceptions import (
+    DeserializationError,
+    JobNotAllowed,
+    RateLimited,
+    ShutdownRequested,
+    StopRequested,
+)
 from .job import Job
 
 logger = logging.getLogger("geventq.worker")
@@ -87,6 +93,8 @@ def _execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
     except StopRequested:
         return _log_end(job, Ending(job, "stopped", "stopped: geventq stop was requested"),
                         started)
+    except RateLimited as exc:  # not a failure: end.lua schedules it again (geventq.limits)
+        return _log_end(job, Ending(job, "rate_limited", repr(exc.retry_after)), started)
     except BaseException:  # a timeout, sys.exit() in a job: each fails the job
         exc_info = sys.exc_info()
         text = "".join(traceback.format_exception(*exc_info))

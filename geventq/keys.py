@@ -55,6 +55,40 @@ class Keys:
         """Sorted set of job ids of one registry of one queue."""
         return f"{self.prefix}{kind}:{queue}"
 
+    # -- limits per key (geventq.limits) ----------------------------------
+    # The claim and end scripts build the per-key names below from the prefix (which key
+    # a job is limited by is read inside the script); _limits.lua mirrors these formats,
+    # and on a cluster the prefix's hash tag keeps them in the slot of every other key.
+    @property
+    def limits(self) -> str:
+        """Hash: limit key -> its latest definition ("concurrency rate per", "-" for none)."""
+        return self.prefix + "limits"
+
+    @property
+    def limit_timers(self) -> str:
+        """Sorted set: limit key -> when its parked jobs are looked at again."""
+        return self.prefix + "limit-timers"
+
+    def limit_slots(self, name: str) -> str:
+        """Sorted set of the ids of the running jobs of a limit key, scored by a deadline."""
+        return f"{self.prefix}limit:{name}:slots"
+
+    def limit_starts(self, name: str) -> str:
+        """List of the start times of a limit key's latest jobs (its rate window), newest first."""
+        return f"{self.prefix}limit:{name}:starts"
+
+    def limit_parked(self, name: str) -> str:
+        """List of the ids of queued jobs held back because their key had no room, oldest first."""
+        return f"{self.prefix}limit:{name}:parked"
+
+    def limit_hold(self, name: str) -> str:
+        """String: until when no job of the key starts (``RateLimited(retry_after=)``)."""
+        return f"{self.prefix}limit:{name}:hold"
+
+    def unique(self, queue: str, identity: str) -> str:
+        """String: the id of the waiting job of one identity (``unique=True``) in a queue."""
+        return f"{self.prefix}unique:{queue}:{identity}"
+
     # -- jobs -----------------------------------------------------------
     def job(self, job_id: str) -> str:
         """Hash holding one job."""

@@ -67,7 +67,8 @@ def _claim_call(keys: Keys, queue_names: Sequence[str], worker_name: str,
     for name in queue_names:
         script_keys += [keys.queue(name), keys.registry("started", name), keys.expiring(name),
                         keys.wake(name)]
-    script_keys += [keys.worker_jobs(worker_name), keys.paused]  # paused: geventq.flow
+    # paused: geventq.flow; limits and their timers: geventq.limits
+    script_keys += [keys.worker_jobs(worker_name), keys.paused, keys.limits, keys.limit_timers]
     return script_keys, [len(queue_names), count, repr(now()), peek, *queue_names]
 
 
@@ -89,11 +90,14 @@ def start(connection: redis.Redis, keys: Keys, worker_name: str,
 @dataclass
 class Claim:
     """What :func:`claim_and_start` did: the ids it claimed, the jobs it started (loaded),
-    and the ids the queues hold next (candidates for the next claim)."""
+    the ids the queues hold next (candidates for the next claim), and ``retry_in``: the
+    seconds until the nearest limit timer (jobs held back by a limit may start then), or
+    None: the longest an idle worker should wait before it claims again."""
 
     claimed: list[tuple[str, str]]
     jobs: list[Job]
     peeked: list[tuple[str, str]]
+    retry_in: float | None = None
 
 
 def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[str],
@@ -125,8 +129,9 @@ def claim_and_start(connection: redis.Redis, keys: Keys, queue_names: Sequence[s
                     job_class, serializer)
     done = {c for c, _ in acted}
     rest = [c for c in claimed if c not in done]
+    retry_in = reply[3] / 1000 if len(reply) > 3 and reply[3] >= 0 else None
     return Claim(claimed, jobs + start(connection, keys, worker_name, rest, job_class,
-                                       serializer, channel), peeked)
+                                       serializer, channel), peeked, retry_in)
 
 
 def _start_call(keys: Keys, worker_name: str, claimed: Sequence[tuple[str, str]],

@@ -17,6 +17,7 @@ from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
 from .job import Job
 from .keys import Keys
+from .limits import Limit, check_limit, limit_fields
 from .names import check_queue_name
 from .registry import (
     CanceledJobRegistry,
@@ -29,12 +30,14 @@ from .registry import (
 from .retry import retry_fields
 from .scheduling import due_in, due_timestamp
 from .serializers import resolve_serializer
+from .unique import unique_fields
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime
 
 # Keywords of enqueue() that are job options, never passed to the function.
 JOB_OPTIONS = frozenset({
     "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id",
     "at_front", "description", "meta", "retry", "on_success", "on_failure",
+    "limit", "unique", "unique_key",
 })
 
 
@@ -72,8 +75,11 @@ class Queue:
     def __init__(self, name: str = DEFAULT_QUEUE, connection: redis.Redis | None = None,
                  default_timeout: Any = None, is_async: bool = True, serializer: Any = None,
                  job_class: type[Job] | str | None = None, prefix: str | None = None,
-                 keys: Keys | None = None, default_result_ttl: int | None = None):
+                 keys: Keys | None = None, default_result_ttl: int | None = None,
+                 limit: Limit | None = None):
         self.name = check_queue_name(name)
+        # given to every job enqueued through this object that names no limit of its own
+        self.limit = check_limit(limit, is_async)
         self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.key = self.keys.queue(name)
         self.serializer = resolve_serializer(serializer)
@@ -192,8 +198,12 @@ class Queue:
                 result_ttl=self.default_result_ttl, failure_ttl=DEFAULT_FAILURE_TTL, **resolved)
             if self.is_async:
                 check_importable_from_worker(job.func_name, job.instance)
+            if self.limit is not None:
+                job.extra.update(limit_fields(self.limit))
             job.serialize_data()  # fail now, before anything is written
             return job
+        limit = check_limit(options.pop("limit", None), self.is_async) or self.limit
+        unique, unique_key = options.pop("unique", None), options.pop("unique_key", None)
         retry = options.pop("retry", None)
         on_success, on_failure = options.pop("on_success", None), options.pop("on_failure", None)
         timeout, job_timeout = options.pop("timeout", None), options.pop("job_timeout", None)
@@ -222,7 +232,12 @@ class Queue:
             job.extra.update(retry_fields(retry))
         if on_success is not None or on_failure is not None:
             job.extra.update(callback_fields(on_success, on_failure))
+        if limit is not None:
+            job.extra.update(limit_fields(limit))
         job.serialize_data()  # fail now, before anything is written
+        if unique is not None or unique_key is not None:
+            job.extra.update(unique_fields(job.func_name, job.serialize_data(), unique,
+                                           unique_key))
         if job.meta:
             job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
         return job

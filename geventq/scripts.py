@@ -1,9 +1,9 @@
 """The Lua scripts behind every job state transition.
 
-Each ``lua/<name>.lua`` is loaded once per process; ``_common.lua`` is prepended
-to the scripts that use its helpers. Calls go out as EVALSHA (one round trip),
-and are re-sent after a SCRIPT LOAD when Redis answers NOSCRIPT (a restarted or
-flushed server). ``ScriptBatch`` sends many calls in one pipeline without
+Each ``lua/<name>.lua`` is loaded once per process; ``_common.lua`` (and
+``_limits.lua``, see geventq.limits) is prepended to the scripts that use its helpers.
+Calls go out as EVALSHA (one round trip), and are re-sent after a SCRIPT LOAD when
+Redis answers NOSCRIPT (a restarted or flushed server). ``ScriptBatch`` sends many calls in one pipeline without
 redis-py's extra SCRIPT EXISTS round trip. Both go through :func:`send`, a lean
 request/reply exchange on a pooled connection.
 """
@@ -29,6 +29,8 @@ except ImportError:  # the hiredis extra is not installed
 
 _USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "cancel", "schedule_due",
                 "periodic"}
+# the scripts that take or give back limit slots (geventq.limits) get _limits.lua
+_USES_LIMITS = {"claim", "end", "end_batch", "requeue_started", "cancel"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 
@@ -43,6 +45,8 @@ def _source(name: str) -> tuple[str, str]:
     if cached is None:
         lua = resources.files(__package__).joinpath("lua")
         text = lua.joinpath(f"{name}.lua").read_text()
+        if name in _USES_LIMITS:
+            text = lua.joinpath("_limits.lua").read_text() + "\n" + text
         if name in _USES_COMMON:
             text = lua.joinpath("_common.lua").read_text() + "\n" + text
         cached = (hashlib.sha1(text.encode()).hexdigest(), text)

@@ -10,7 +10,7 @@ import logging
 
 import gevent
 
-from ..endings import Ending
+from ..endings import Ending, counts_as_failure
 from ..recording import record_until_taken
 
 logger = logging.getLogger("geventq.worker")
@@ -50,9 +50,10 @@ class EndingsWriter:
         (see geventq.recording): the finisher always goes on with the next batch.
         """
         ok = sum(1 for e in batch if e.outcome == "finished")
+        failed = sum(1 for e in batch if counts_as_failure(e))
         working = sum(float(e.extra.get("duration", 0)) for e in batch)
         counters = [("HINCRBY", self.key, "successful", ok),
-                    ("HINCRBY", self.key, "failed", len(batch) - ok),
+                    ("HINCRBY", self.key, "failed", failed),
                     ("HINCRBYFLOAT", self.key, "working_time", f"{working:.6f}")]
         counters = [c for c in counters if c[3] not in (0, "0.000000")]  # no-ops cost a reply
         record_until_taken(self.connection, self.keys, self.name, batch, counters,

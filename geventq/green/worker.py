@@ -123,6 +123,7 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         # claim's round trip (the job a wake token named, or those the last claim peeked at)
         self._candidates: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._drained: set[tuple[str, ...]] = set()  # lanes whose last claim emptied them
+        self._retry_in: float | None = None  # jobs held back by a limit may start then
 
     # -- the main loop -------------------------------------------------------
     def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
@@ -171,10 +172,12 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                 continue  # more may be queued: claim again (an emptied queue lost its wake token,
                           # so a waiting worker goes straight to its BLPOP instead)
             if burst:
-                if not self._running and not self._endings and not self._flushing:
+                if not self._running and not self._endings and not self._flushing \
+                        and self._retry_in is None:  # (else jobs a limit holds back wait)
                     return
                 self._slot_free.clear()
-                self._slot_free.wait(0.05)  # a finishing job may release dependents
+                self._slot_free.wait(0.05 if self._retry_in is None else
+                                     min(max(self._retry_in, 0.001), _IDLE_BLOCK))
             else:
                 self._wait_for_work([wake_keys[name] for names, _ in lanes for name in names],
                                     or_slot_free=full)
@@ -217,6 +220,7 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
                     channel=self._channels[0])
                 claimed, jobs = result.claimed, result.jobs
                 self._candidates[lane] = result.peeked
+                self._retry_in = result.retry_in
                 if len(claimed) < count and not result.peeked:
                     self._drained.add(lane)
                 else:
@@ -278,10 +282,13 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
             gevent.wait([self._lane_waiter, self._slot_free], count=1)
             return
         try:
+            # no longer than until jobs that a limit holds back may start (geventq.limits)
+            block = _IDLE_BLOCK if self._retry_in is None else \
+                min(max(self._retry_in, 0.001), _IDLE_BLOCK)
             if gevent.getcurrent() is self._lane_waiter:
-                token = self.connection.blpop(wake_keys, timeout=_IDLE_BLOCK)
+                token = self.connection.blpop(wake_keys, timeout=block)
             else:  # the claim loop's own connection: nothing else uses it while it waits
-                token = scripts.send(self._channels[0], [("BLPOP", *wake_keys, _IDLE_BLOCK)])[0]
+                token = scripts.send(self._channels[0], [("BLPOP", *wake_keys, block)])[0]
                 if isinstance(token, Exception):
                     raise token
             self._redis_failures = 0

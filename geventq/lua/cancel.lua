@@ -2,6 +2,7 @@
 -- started. It never runs; a started one leaves its worker's hands here (the worker's
 -- ending of it changes nothing, see end.lua) and its worker is asked to stop it. Its
 -- dependents that allow failure are released, as for any ending.
+-- A job of a limit key gives back the slot it held, claimed or started (_limits.lua).
 -- KEYS: 1 job, 2 queue, 3 deferred registry, 4 scheduled registry, 5 canceled registry,
 --       6 expiring, 7 waiters, 8 done, 9 started registry, 10 in-flight set of the
 --       worker named in ARGV[4] (any key when none), 11 own pending set, 12 dependents
@@ -37,6 +38,8 @@ redis.call('ZREM', KEYS[4], job_id)
 redis.call('ZREM', KEYS[6], job_id)
 -- claimed but not started: its worker drops it at start (start.lua)
 redis.call('ZREM', KEYS[9], job_id)
+limit_release(limit_prefix(KEYS[1], 'job:' .. job_id), redis.pcall('HGET', KEYS[1], 'limit'),
+  job_id)
 if status == 'started' and worker ~= '' then
   redis.call('SREM', KEYS[10], job_id)
 end

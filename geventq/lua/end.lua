@@ -9,6 +9,10 @@
 -- or into its scheduled registry (due at now + delay), and its dependents wait on.
 -- Everything that can fail (reads of keys a hostile writer may have replaced) is done
 -- before the first write: a call that fails has changed nothing.
+-- A job of a limit key gives its slot back here (_limits.lua). outcome 'rate_limited'
+-- (the job raised RateLimited; ARGV[6] is its retry_after): not ended, not failed, no
+-- retry spent: it goes to its scheduled registry, due then, and its key is held until
+-- then (no job of the key starts before).
 -- KEYS: 1 job, 2 started registry, 3 worker in-flight set, 4 target registry
 --       (finished or failed), 5 dependents set, 6 queues set, 7 waiters, 8 done,
 --       then 7 keys per dependent (see release_children),
@@ -30,8 +34,25 @@ if not dependents_match(KEYS[5], 9, n) then
   return {'dependents', redis.call('SMEMBERS', KEYS[5])}
 end
 local started = redis.call('HGET', KEYS[1], 'status') == 'started'
+local limit_name = redis.pcall('HGET', KEYS[1], 'limit')
+local prefix = limit_prefix(KEYS[1], 'job:' .. job_id)
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('SREM', KEYS[3], job_id)
+if started and outcome == 'rate_limited' then
+  local until_at = tonumber(now) + math.max(tonumber(ARGV[6]) or 1, 0)
+  limit_hold(prefix, limit_name, until_at, tonumber(now))
+  limit_release(prefix, limit_name, job_id)
+  for i = 0, n_extra - 1 do
+    redis.call('HSET', KEYS[1], ARGV[e + 2 * i], ARGV[e + 2 * i + 1])
+  end
+  local queue_name = string.sub(KEYS[2], #prefix + #'started:' + 1)
+  redis.call('HSET', KEYS[1], 'status', 'scheduled')
+  redis.call('HDEL', KEYS[1], 'started_at', 'worker_name')
+  redis.call('ZADD', prefix .. 'scheduled:' .. queue_name, until_at, job_id)
+  redis.call('SADD', KEYS[6], queue_name)
+  return {'scheduled'}
+end
+limit_release(prefix, limit_name, job_id)
 if not started then
   notify_waiters(KEYS[7], KEYS[8])
   return {'gone'}

@@ -11,6 +11,7 @@
 --       then per job: its events stream
 -- ARGV: 1 now, then per job: id, outcome, ttl, payload, n extra fields, then those
 --       field/value pairs
+-- A job of a limit key gives its slot back (_limits.lua).
 -- Returns, for each job left untouched: its position (1-based) and its dependents.
 local now = ARGV[1]
 local skipped, ended = {}, {}
@@ -18,6 +19,8 @@ local targets = {finished = {}, failed = {}}
 
 -- first pass, reads only: what to do with each job
 local plan = {}  -- per job: false (not ours), 'skip', 'drop' (ours, not started) or 'end'
+local limit_names = {}  -- per job: its limit key (the hash may be deleted below)
+local prefix = ARGV[2] and limit_prefix(KEYS[5], 'job:' .. ARGV[2])
 local a, k, i = 2, 5, 1
 while a <= #ARGV do
   local job_id = ARGV[a]
@@ -31,6 +34,9 @@ while a <= #ARGV do
     plan[i] = 'end'
   else
     plan[i] = 'drop'
+  end
+  if plan[i] == 'end' or plan[i] == 'drop' then
+    limit_names[i] = redis.pcall('HGET', KEYS[k], 'limit')
   end
   a = a + 5 + 2 * tonumber(ARGV[a + 4])
   k = k + 4
@@ -73,6 +79,7 @@ while a <= #ARGV do
   end
   if ours then
     notify_waiters(KEYS[k + 2], KEYS[k + 3])
+    limit_release(prefix, limit_names[i], job_id)
   end
   a = a + 5 + 2 * n_extra
   k = k + 4

@@ -3,6 +3,7 @@
 -- first spends its retries, each putting it back once more). A job failed here releases
 -- its dependents that allow failure, as any ending does.
 -- Everything that can fail is read before the first write: a failed call changed nothing.
+-- A job of a limit key gives its slot back (_limits.lua), whichever way it goes.
 -- KEYS: 1 job, 2 started registry, 3 owner's in-flight set, 4 queue, 5 wake, 6 queues set,
 --       7 failed registry, 8 waiters, 9 done, 10 dependents set,
 --       then 7 keys per dependent (see release_children)
@@ -20,9 +21,12 @@ if redis.call('SISMEMBER', KEYS[3], job_id) == 0 then
   return {'gone'}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
+local limit_name = redis.pcall('HGET', KEYS[1], 'limit')
+local prefix = limit_prefix(KEYS[1], 'job:' .. job_id)
 if status ~= 'started' then
   redis.call('SREM', KEYS[3], job_id)
   redis.call('ZREM', KEYS[2], job_id)
+  limit_release(prefix, limit_name, job_id)
   if status == 'queued' then
     -- claimed, but its worker died before starting it: it never ran, so no requeue is counted
     push_job(KEYS[4], KEYS[5], KEYS[6], queue_name, job_id, true)
@@ -39,6 +43,7 @@ if fails and not dependents_match(KEYS[10], 8, n) then
 end
 redis.call('SREM', KEYS[3], job_id)
 redis.call('ZREM', KEYS[2], job_id)
+limit_release(prefix, limit_name, job_id)
 redis.call('HSET', KEYS[1], 'requeues', count)
 -- past the allowed requeues, a job with retry= records the reason in its exc_history and
 -- spends one of its retries instead of failing

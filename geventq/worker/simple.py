@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from .. import lifecycle
+from ..endings import counts_as_failure
 from ..exceptions import JobTimeoutException, ShutdownRequested
 from ..execution import execute
 from ..job import Job
@@ -105,6 +106,7 @@ class SimpleWorker(Worker):
             time.sleep(1)
             return True
         claimed: list[tuple[str, str]] = []
+        retry_in = None
         if time.monotonic() >= self._next_self_check:
             # between jobs this worker holds nothing: whatever is in flight was lost
             lost = lost_claims(self.connection, self.keys, self.name, ())
@@ -120,10 +122,12 @@ class SimpleWorker(Worker):
                 self.connection, self.keys, self.queue_names, self.name, 1, self._next_up,
                 peek=1, job_class=self.job_class, serializer=self.serializer)
             claimed, jobs, self._next_up = result.claimed, result.jobs, result.peeked
+            retry_in = result.retry_in  # jobs a limit holds back may start then
         if not claimed:
-            if burst:
+            if burst and retry_in is None:
                 return False
-            self.connection.blpop(wake_keys, timeout=1)
+            self.connection.blpop(wake_keys, timeout=1 if retry_in is None else
+                                  min(max(retry_in, 0.001), 1))
             return True
         for job in jobs:
             self._perform(job)
@@ -156,13 +160,14 @@ class SimpleWorker(Worker):
             return
         finally:
             self._current = None
-        ok = ending.outcome == "finished"
+        counters = [("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))]
+        if ending.outcome == "finished" or counts_as_failure(ending):  # not RateLimited
+            counters.append(("HINCRBY", self.key, "successful" if ending.outcome == "finished"
+                             else "failed", 1))
         # the result is kept: retried until Redis takes it; an ending no retry can write
         # fails this job alone (see geventq.recording)
-        record_until_taken(self.connection, self.keys, self.name, [ending], extra_commands=[
-            ("HINCRBY", self.key, "successful" if ok else "failed", 1),
-            ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))],
-            sleep=time.sleep)
+        record_until_taken(self.connection, self.keys, self.name, [ending],
+                           extra_commands=counters, sleep=time.sleep)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_requested += 1
