@@ -250,6 +250,9 @@ class Queue:
         for dep in deps:
             keys.append(k.job(dep))
             keys.append(k.dependents(dep))
+        unique = job.extra.get("unique")
+        if unique is not None:  # last: enqueue.lua finds it by the number of keys
+            keys.append(k.unique(name, unique))
         args = [job.id, name, repr(stamp), "1" if job.at_front else "0", job.ttl or -1,
                 len(deps), "1" if job.allow_dependency_failure else "0",
                 "" if job.scheduled_at is None else repr(job.scheduled_at.timestamp()), *deps]
@@ -267,6 +270,11 @@ class Queue:
         if outcome == "missing":
             raise NoSuchJobError(f"job {job.id} depends on job {as_str(reply[1])!r}, which "
                                  "does not exist; nothing was enqueued")
+        if outcome == "exists":  # unique: the waiting job of its identity stands for it
+            job.id = as_str(reply[1])
+            job.key = self.keys.job(job.id)
+            job.refresh()
+            return
         enqueueing.check_invalid_reply(reply)
         job._status = outcome
 

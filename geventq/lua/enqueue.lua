@@ -2,10 +2,13 @@
 -- dependencies, or park it in the scheduled registry. Nothing is written when a
 -- dependency is missing or the id is taken by a live job.
 -- KEYS: 1 job, 2 queue, 3 queues set, 4 wake, 5 deferred registry, 6 own pending set,
---       7 expiring, 8 scheduled registry, then per dependency: its hash, its dependents set
+--       7 expiring, 8 scheduled registry, then per dependency: its hash, its dependents set,
+--       then, for a unique job (geventq.unique): its identity's key
 -- ARGV: 1 id, 2 queue name, 3 now, 4 at_front, 5 ttl, 6 n deps, 7 allow_failure,
 --       8 scheduled_at ('' = now), 9.. dependency ids, then hash field/value pairs
 -- Every argument is checked before the first write: a bad one writes nothing.
+-- A unique job whose identity's key names another job still waiting (queued, scheduled or
+-- deferred) is not written: the answer is {'exists', that job's id}.
 local function whole(value, low, high)
   local n = tonumber(value)
   if n and n == math.floor(n) and n >= low and n <= high then
@@ -28,7 +31,7 @@ if not finite(now) then
   return {'invalid', 'now', now}
 elseif not ttl or ttl == 0 then
   return {'invalid', 'ttl', ARGV[5]}
-elseif not n_deps or #KEYS ~= 8 + 2 * n_deps then
+elseif not n_deps or (#KEYS ~= 8 + 2 * n_deps and #KEYS ~= 9 + 2 * n_deps) then
   return {'invalid', 'number of dependencies', ARGV[6]}
 elseif scheduled_at ~= '' and not finite(scheduled_at) then
   return {'invalid', 'scheduled_at', scheduled_at}
@@ -44,6 +47,18 @@ for i = 1, n_deps do
   if redis.call('EXISTS', KEYS[7 + 2 * i]) == 0 then
     return {'missing', ARGV[8 + i]}
   end
+end
+local unique_key = #KEYS == 9 + 2 * n_deps and KEYS[#KEYS] or nil
+if unique_key then
+  local existing = redis.pcall('GET', unique_key)
+  if type(existing) == 'string' and existing ~= job_id then
+    local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #job_id)  -- the job key's, as Keys.job
+    local other = redis.pcall('HGET', prefix .. existing, 'status')
+    if other == 'queued' or other == 'scheduled' or other == 'deferred' then
+      return {'exists', existing}
+    end
+  end
+  redis.call('SET', unique_key, job_id)  -- a key of another type is someone else's: replaced
 end
 
 -- the id's previous job ran out of ttl while queued here, and the claims, which drop

@@ -25,6 +25,16 @@ for i = 4, #ARGV do
       and redis.call('HGET', job_key, 'worker_name') == worker) then
     redis.call('HSET', job_key, 'status', 'started', 'started_at', now, 'worker_name', worker)
     redis.call('PERSIST', job_key)
+    -- a unique job no longer waits: the next enqueue of its identity makes a new job
+    local fields = redis.call('HMGET', job_key, 'unique', 'origin')
+    local unique, origin = fields[1], fields[2]
+    if unique and origin then
+      local unique_key = string.sub(job_key, 1, #job_key - #id - 4) .. 'unique:' .. origin
+        .. ':' .. unique  -- Keys.unique, under the job key's prefix
+      if redis.pcall('GET', unique_key) == id then
+        redis.call('DEL', unique_key)
+      end
+    end
     out[#out + 1] = redis.call('HGETALL', job_key)
   else
     if status ~= 'started' then
