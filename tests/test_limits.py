@@ -190,3 +190,30 @@ def test_limit_keys_stay_in_the_prefix_slot(connection):
     names = {k.decode() for k in connection.keys("*")}
     assert keys.limit_parked("k") in names and keys.limit_slots("k") in names
     assert all(name.startswith("{app}:") for name in names)
+
+
+def test_a_slot_whose_job_no_longer_runs_is_healed_within_a_second(connection):
+    q = Queue("q", connection=connection)
+    limit = Limit("k", concurrency=1)
+    leaked = q.enqueue(jobs.noop, limit=limit)
+    waiting = q.enqueue(jobs.noop, limit=limit)
+    assert claim(connection) == [leaked.id]
+    # the job left without giving its slot back (its deadline is still far ahead)
+    connection.zrem(KEYS.registry("started", "q"), leaked.id)
+    connection.srem(KEYS.worker_jobs("w1"), leaked.id)
+    connection.hset(leaked.key, "status", "failed")
+    assert claim(connection) == []
+    started = time.monotonic()
+    assert wait_for(lambda: claim(connection), timeout=3) == [waiting.id]
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_job_put_back_without_its_slot_takes_it_again(connection):
+    q = Queue("q", connection=connection)
+    job = q.enqueue(jobs.noop, limit=Limit("k", concurrency=1))
+    assert claim(connection) == [job.id]
+    connection.zrem(KEYS.registry("started", "q"), job.id)  # back, its slot not given
+    connection.srem(KEYS.worker_jobs("w1"), job.id)
+    connection.lpush(KEYS.queue("q"), job.id)
+    assert claim(connection) == [job.id]
+    assert connection.zcard(KEYS.limit_slots("k")) == 1

@@ -48,13 +48,15 @@ local function limit_definition(limits_key, name, own)
   return limit_parse(type(stored) == 'string' and stored or nil) or limit_parse(own)
 end
 
--- the time from which a job of the key may start (0: now), given its definition
-local function limit_open_at(prefix, name, def, now)
+-- the time from which job `job_id` of the key may start (0: now), given its definition
+local function limit_open_at(prefix, name, def, now, job_id)
   local hold = tonumber(redis.pcall('GET', limit_key(prefix, name, 'hold')) or '')
   if hold and hold > now then
     return hold
   end
-  if def.conc and redis.call('ZCARD', limit_key(prefix, name, 'slots')) >= def.conc then
+  local slots = limit_key(prefix, name, 'slots')
+  if def.conc and redis.call('ZCARD', slots) >= def.conc
+      and not (job_id and redis.call('ZSCORE', slots, job_id)) then  -- (its own, kept)
     return math.huge  -- a freed slot puts the next job back (limit_release)
   end
   if def.rate then
@@ -140,17 +142,25 @@ local function limit_release(prefix, name, job_id)
   end
 end
 
--- the key's running jobs, healed: a slot whose deadline passed, or whose job no longer
--- runs (its hash gone, another status), is dropped; a job that still runs keeps its slot
+-- the key's slots, healed: a slot is kept while its job runs ('started') or is claimed
+-- (still 'queued', in its queue's started registry); any other (its worker died and the
+-- job went back without giving it, its hash is gone, ...) is dropped. A running job whose
+-- deadline passed (no timeout) gets a new one. At most LIMIT_UNPARK_MAX slots per look.
 local function limit_heal(prefix, name, now)
   local slots = limit_key(prefix, name, 'slots')
-  local due = redis.call('ZRANGEBYSCORE', slots, '-inf', now, 'LIMIT', 0, LIMIT_UNPARK_MAX)
-  for _, id in ipairs(due) do
-    local status = redis.pcall('HGET', prefix .. 'job:' .. id, 'status')
-    if status == 'started' then
-      redis.call('ZADD', slots, now + LIMIT_NO_TIMEOUT, id)
-    else
+  local members = redis.call('ZRANGE', slots, 0, LIMIT_UNPARK_MAX - 1, 'WITHSCORES')
+  for j = 1, #members, 2 do
+    local id, deadline = members[j], tonumber(members[j + 1])
+    local f = redis.pcall('HMGET', prefix .. 'job:' .. id, 'status', 'origin')
+    local status = type(f) == 'table' and f[1] or nil
+    local keep = status == 'started'
+    if status == 'queued' and type(f[2]) == 'string' then
+      keep = redis.pcall('ZSCORE', prefix .. 'started:' .. f[2], id) ~= false
+    end
+    if not keep or (deadline < now and status ~= 'started') then
       redis.call('ZREM', slots, id)
+    elseif deadline < now then
+      redis.call('ZADD', slots, now + LIMIT_NO_TIMEOUT, id)
     end
   end
 end

@@ -85,7 +85,7 @@ local function admit(ids, expiring)
     if not def then
       ok[#ok + 1] = id  -- no limit (or not queued any more: start.lua drops it)
     else
-      local at = limit_open_at(prefix, name, def, now_n)
+      local at = limit_open_at(prefix, name, def, now_n, id)
       if at == 0 then
         limit_occupy(prefix, name, def, id, now_n, f[3])
         ok[#ok + 1] = id
