@@ -11,7 +11,6 @@ import time
 import pytest
 
 from geventq import Limit, Queue
-from geventq.job import Job
 from geventq.keys import Keys
 from tests import jobs_flow
 from tests.helpers import wait_for
