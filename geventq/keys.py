@@ -61,7 +61,8 @@ class Keys:
     # and on a cluster the prefix's hash tag keeps them in the slot of every other key.
     @property
     def limits(self) -> str:
-        """Hash: limit key -> its latest definition ("concurrency rate per", "-" for none)."""
+        """Hash: limit key -> its latest definition ("concurrency rate per", "-" for none);
+        key + TAB + "hold" -> until when no job of the key starts (``RateLimited``)."""
         return self.prefix + "limits"
 
     @property
@@ -80,10 +81,6 @@ class Keys:
     def limit_parked(self, name: str) -> str:
         """List of the ids of queued jobs held back because their key had no room, oldest first."""
         return f"{self.prefix}limit:{name}:parked"
-
-    def limit_hold(self, name: str) -> str:
-        """String: until when no job of the key starts (``RateLimited(retry_after=)``)."""
-        return f"{self.prefix}limit:{name}:hold"
 
     def unique(self, queue: str, identity: str) -> str:
         """String: the id of the waiting job of one identity (``unique=True``) in a queue."""

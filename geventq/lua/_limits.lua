@@ -8,8 +8,9 @@
 --
 -- Per key <k>: limit:<k>:slots (zset: running job id -> deadline), limit:<k>:starts (list
 -- of start times, newest first: the rate window), limit:<k>:parked (list of ids held back,
--- oldest first), limit:<k>:hold (until when nothing starts: RateLimited). The definition
--- "concurrency rate per" is in the hash 'limits' (latest wins), else the job's limit_def.
+-- oldest first). The hash 'limits' holds the definition "concurrency rate per" (field <k>,
+-- latest wins; else the job's limit_def) and until when nothing of the key starts (field
+-- <k>TAB'hold', RateLimited): one HMGET reads both.
 -- Everything read is untrusted: a definition that does not parse limits nothing.
 
 local LIMIT_HEAL_EVERY = 1      -- seconds between looks at a key whose jobs are parked
@@ -42,17 +43,24 @@ local function limit_parse(text)
   return {conc = conc, rate = rate, per = per}
 end
 
--- the definition of a key: the latest stored (limits hash), else the job's own
+-- the definition of a key (the latest stored in the limits hash, else the job's own), with
+-- .hold: until when nothing of the key starts (0: not held)
 local function limit_definition(limits_key, name, own)
-  local stored = redis.pcall('HGET', limits_key, name)
-  return limit_parse(type(stored) == 'string' and stored or nil) or limit_parse(own)
+  local stored = redis.pcall('HMGET', limits_key, name, name .. '\thold')
+  if type(stored) ~= 'table' then
+    stored = {}
+  end
+  local def = limit_parse(stored[1]) or limit_parse(own)
+  if def then
+    def.hold = tonumber(stored[2] or '') or 0
+  end
+  return def
 end
 
 -- the time from which job `job_id` of the key may start (0: now), given its definition
 local function limit_open_at(prefix, name, def, now, job_id)
-  local hold = tonumber(redis.pcall('GET', limit_key(prefix, name, 'hold')) or '')
-  if hold and hold > now then
-    return hold
+  if def.hold > now then
+    return def.hold
   end
   local slots = limit_key(prefix, name, 'slots')
   if def.conc and redis.call('ZCARD', slots) >= def.conc
@@ -167,9 +175,8 @@ end
 
 -- how many jobs of the key may start now, and when to look again if that is none
 local function limit_room(prefix, name, def, now)
-  local hold = tonumber(redis.pcall('GET', limit_key(prefix, name, 'hold')) or '')
-  if hold and hold > now then
-    return 0, hold
+  if def.hold > now then
+    return 0, def.hold
   end
   local room, again = LIMIT_UNPARK_MAX, math.huge
   if def.conc then
@@ -229,10 +236,10 @@ local function limit_hold(prefix, name, until_at, now)
   if type(name) ~= 'string' or name == '' or until_at <= now then
     return
   end
-  local hold = limit_key(prefix, name, 'hold')
-  local current = tonumber(redis.pcall('GET', hold) or '')
+  local limits, field = prefix .. 'limits', name .. '\thold'  -- Keys.limits
+  local current = tonumber(redis.pcall('HGET', limits, field) or '')
   if not current or current < until_at then
-    redis.call('SET', hold, until_at, 'PX', math.ceil((until_at - now) * 1000) + 1000)
+    redis.call('HSET', limits, field, until_at)
   end
   limit_arm(prefix .. 'limit-timers', name, until_at, now)
 end

@@ -30,13 +30,10 @@ while a <= #ARGV do
     plan[i] = 'skip'
     skipped[#skipped + 1] = i
     skipped[#skipped + 1] = redis.call('SMEMBERS', KEYS[k + 1])
-  elseif redis.call('HGET', KEYS[k], 'status') == 'started' then
-    plan[i] = 'end'
   else
-    plan[i] = 'drop'
-  end
-  if plan[i] == 'end' or plan[i] == 'drop' then
-    limit_names[i] = redis.pcall('HGET', KEYS[k], 'limit')
+    local fields = redis.call('HMGET', KEYS[k], 'status', 'limit')
+    plan[i] = fields[1] == 'started' and 'end' or 'drop'
+    limit_names[i] = fields[2]
   end
   a = a + 5 + 2 * tonumber(ARGV[a + 4])
   k = k + 4
