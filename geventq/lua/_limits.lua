@@ -133,7 +133,9 @@ local function limit_unpark(prefix, name, count)
     redis.call('LPUSH', prefix .. 'queue:' .. queue_name, id)
     local wake = prefix .. 'wake:' .. queue_name
     if redis.call('LLEN', wake) == 0 then
-      redis.call('RPUSH', wake, '1')
+      -- the token names the job, as enqueue_batch.lua's do: an idle worker sends its start
+      -- along with the claim (one round trip less)
+      redis.call('RPUSH', wake, id)
     end
   end
   return #back
