@@ -217,3 +217,31 @@ def test_a_job_put_back_without_its_slot_takes_it_again(connection):
     connection.lpush(KEYS.queue("q"), job.id)
     assert claim(connection) == [job.id]
     assert connection.zcard(KEYS.limit_slots("k")) == 1
+
+
+def test_limit_through_job_decorator_and_enqueue_in(connection):
+    from datetime import timedelta
+
+    from geventq.decorators import job
+
+    add = job("q", connection=connection, limit=Limit("deco", concurrency=1))(jobs.add)
+    made = add.delay(1, 2)
+    assert Job.fetch(made.id, connection=connection).extra["limit"] == "deco"
+    later = Queue("q", connection=connection).enqueue_in(
+        timedelta(hours=1), jobs.noop, limit=Limit("sched", rate=1))
+    assert later.get_status() == "scheduled"
+    assert connection.hget(KEYS.limits, "sched") == b"- 1 1.0"
+
+
+def test_limits_on_a_redis_cluster(cluster_connection, redis_cluster):
+    from geventq import SimpleWorker
+    from tests.test_cluster import keys_by_node
+
+    q = Queue("default", connection=cluster_connection)
+    limit = Limit("api", concurrency=1)
+    batch = [q.enqueue(jobs.add, i, 1, limit=limit) for i in range(4)]
+    batch.append(q.enqueue(jobs.add, 10, 1, limit=Limit("other", rate=100)))
+    SimpleWorker([q], connection=cluster_connection).work(burst=True)
+    assert [j.return_value() for j in batch] == [1, 2, 3, 4, 11]
+    # every limit key went to the one primary of the prefix's slot
+    assert set(keys_by_node(redis_cluster)) == {redis_cluster.primary_of("{geventq}:").port}
