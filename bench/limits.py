@@ -129,6 +129,9 @@ def main() -> None:
         print_table(f"(a) no-op drain, {n} jobs, -n 500, medians of {runs} interleaved runs",
                     header, [row("unlimited", plain, ["100%"]),
                              row("100 keys, concurrency 1000", limited, [f"{share:.0%}"])])
+        print("  each run, limited / unlimited: " + ", ".join(
+            f"{b['rate']:,.0f}/{a['rate']:,.0f} = {b['rate'] / a['rate']:.0%}"
+            for a, b in zip(plain, limited)))
     if io:
         ideal = 20 * 3 / 0.1
         share = median([r["rate"] for r in io]) / ideal
