@@ -20,7 +20,6 @@ MAX_KEY_LENGTH = 200
 MAX_CONCURRENCY = 1_000_000
 MAX_RATE = 10_000  # starts per window: the window is a list of that many times at most
 MAX_PER = 366 * 86400.0  # a year: longer windows are surely a mistake
-MAX_RETRY_AFTER = 366 * 86400.0
 
 
 class Limit:
@@ -115,12 +114,3 @@ def definition_commands(keys: Keys, fields: Iterable[dict[str, Any]]) -> list[tu
         return []
     pairs = [v for item in latest.items() for v in item]
     return [("HSET", keys.limits, *pairs)]
-
-
-def check_retry_after(value: Any) -> float:
-    """``RateLimited(retry_after=)``: seconds, 0 up to MAX_RETRY_AFTER; else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or not 0 <= value <= MAX_RETRY_AFTER:
-        raise ValueError(f"retry_after must be a number of seconds from 0 to "
-                         f"{MAX_RETRY_AFTER:.0f}, got {value!r}")
-    return float(value)
