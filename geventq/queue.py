@@ -236,7 +236,7 @@ class Queue:
             job.extra.update(limit_fields(limit))
         job.serialize_data()  # fail now, before anything is written
         if unique is not None or unique_key is not None:
-            job.extra.update(unique_fields(job.func_name, job.serialize_data(), unique,
+            job.extra.update(unique_fields(job.func_name or "", job.serialize_data(), unique,
                                            unique_key))
         if job.meta:
             job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
