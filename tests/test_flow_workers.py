@@ -124,3 +124,17 @@ def test_rate_limited_with_a_bad_retry_after_is_refused(retry_after):
 
     with pytest.raises(ValueError, match="retry_after"):
         RateLimited(retry_after=retry_after)
+
+
+def test_simple_worker_turns_rate_limited_into_scheduled(connection, redis_url, monkeypatch):
+    from geventq import SimpleWorker
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    q = Queue("q", connection=connection)
+    job = q.enqueue(jobs_flow.throttled_once, "simple", 30, limit=Limit("s", concurrency=1))
+    worker = SimpleWorker(["q"], connection=connection)
+    assert worker.work(burst=True) is True
+    assert job.get_status() == "scheduled" and job.id in q.scheduled_job_registry
+    assert connection.hget(KEYS.limits, "s\thold") is not None
+    assert connection.zcard(KEYS.limit_slots("s")) == 0
+    assert q.failed_job_registry.count == 0 and worker.failed_job_count == 0

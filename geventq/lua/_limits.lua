@@ -232,8 +232,9 @@ local function limit_next_timer(timers_key, now)
   return math.max(0, tonumber(first[2]) - now)
 end
 
--- RateLimited: no job of the key starts before `until_at`; its parked jobs are looked at
--- again then
+-- RateLimited: no job of the key starts before `until_at` (a job of the key met meanwhile is
+-- parked with a timer for then: no timer is armed here, so that a burst worker does not
+-- wait for a key that has nothing parked)
 local function limit_hold(prefix, name, until_at, now)
   if type(name) ~= 'string' or name == '' or until_at <= now then
     return
@@ -243,5 +244,4 @@ local function limit_hold(prefix, name, until_at, now)
   if not current or current < until_at then
     redis.call('HSET', limits, field, until_at)
   end
-  limit_arm(prefix .. 'limit-timers', name, until_at, now)
 end
