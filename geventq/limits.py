@@ -114,3 +114,48 @@ def definition_commands(keys: Keys, fields: Iterable[dict[str, Any]]) -> list[tu
         return []
     pairs = [v for item in latest.items() for v in item]
     return [("HSET", keys.limits, *pairs)]
+
+
+def limit_lines(connection: Any, keys: Keys, most: int = 20) -> list[str]:
+    """``geventq info``'s lines about limit keys: per key (at most ``most``, those with jobs
+    running or parked first), its definition, running jobs and parked jobs. Read only;
+    whatever Redis holds that does not parse is shown as ``?``."""
+    fields = connection.hgetall(keys.limits)
+    names = sorted(_text(k) for k in fields if "\t" not in _text(k))
+    if not names:
+        return []
+    pipe = connection.pipeline(transaction=False)
+    for name in names:
+        pipe.zcard(keys.limit_slots(name))
+        pipe.llen(keys.limit_parked(name))
+    counts = pipe.execute(raise_on_error=False)
+    rows = []
+    for i, name in enumerate(names):
+        running, parked = (c if isinstance(c, int) else "?" for c in counts[2 * i:2 * i + 2])
+        rows.append((running == 0 and parked == 0, name, running, parked))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    lines = [f"{len(names)} limit key(s)"]
+    for _, name, running, parked in rows[:most]:
+        definition = _text(fields.get(name.encode(), b"?"))
+        lines.append(f"  {name:<30} {_describe(definition)}  running={running}  parked={parked}")
+    if len(rows) > most:
+        lines.append(f"  ... and {len(rows) - most} more")
+    return lines
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _describe(definition: str) -> str:
+    """"3 10 1.0" -> "concurrency 3, 10 per 1 s"."""
+    parts = definition.split(" ")
+    if len(parts) != 3:
+        return "?"
+    concurrency, rate, per = parts
+    text = []
+    if concurrency != "-":
+        text.append(f"concurrency {concurrency}")
+    if rate != "-":
+        text.append(f"{rate} per {per.removesuffix('.0')} s")
+    return ", ".join(text) or "?"

@@ -245,3 +245,22 @@ def test_limits_on_a_redis_cluster(cluster_connection, redis_cluster):
     assert [j.return_value() for j in batch] == [1, 2, 3, 4, 11]
     # every limit key went to the one primary of the prefix's slot
     assert set(keys_by_node(redis_cluster)) == {redis_cluster.primary_of("{geventq}:").port}
+
+
+def test_info_shows_limit_keys_with_running_and_parked_jobs(connection, redis_url):
+    from click.testing import CliRunner
+
+    from geventq.cli import main
+
+    q = Queue("q", connection=connection)
+    for _ in range(3):
+        q.enqueue(jobs.noop, limit=Limit("api", concurrency=1, rate=10, per=1))
+    q.enqueue(jobs.noop, limit=Limit("idle", rate=5))
+    claim(connection, count=1)  # api: 1 running; a second claim parks the others
+    claim(connection, count=1)
+    connection.hset(KEYS.limits, "bad\x1b[31m", "garbage")  # not ours: shown, escaped
+    out = CliRunner().invoke(main, ["info", "-u", redis_url]).output
+    assert "3 limit key(s)" in out
+    line = next(line for line in out.splitlines() if line.strip().startswith("api "))
+    assert "concurrency 1, 10 per 1 s" in line and "running=1" in line and "parked=2" in line
+    assert "\x1b" not in out and "bad\\x1b[31m" in out

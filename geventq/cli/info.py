@@ -34,6 +34,7 @@ def render_info(connection: redis.Redis, keys: Keys, queue_names: list[str]) -> 
     paused = _paused(connection, keys)
     lines += [_queue_line(q) + ("  PAUSED" if q.name in paused else "") for q in queues]
     lines += [f"  <invalid queue name {raw!r}>" for raw in invalid]
+    lines += _limit_lines(connection, keys)
     lines += _worker_lines(connection, keys, queue_names)
     try:
         lines += render_schedule(connection, keys, [q.name for q in queues])
@@ -54,6 +55,17 @@ def _queue_line(queue) -> str:
     except redis.ResponseError as exc:  # one of its keys holds another type
         return f"  {printable(queue.name):<20} <cannot read: {exc}>"
     return f"  {printable(queue.name):<20} " + "  ".join(counts)
+
+
+def _limit_lines(connection: redis.Redis, keys: Keys) -> list[str]:
+    """The limit keys, with their running and parked jobs (see geventq.limits)."""
+    from ..limits import limit_lines
+    from ..utils import printable
+
+    try:
+        return [printable(line) for line in limit_lines(connection, keys)]
+    except redis.ResponseError as exc:  # the limits hash holds another type
+        return [f"limits: <cannot read {keys.limits}: {exc}>"]
 
 
 def _paused(connection: redis.Redis, keys: Keys) -> set[str]:
