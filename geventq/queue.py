@@ -79,7 +79,8 @@ class Queue:
                  limit: Limit | None = None):
         self.name = check_queue_name(name)
         # given to every job enqueued through this object that names no limit of its own
-        self.limit = check_limit(limit, is_async)
+        self._limit = check_limit(limit, is_async)
+        self._limit_fields = limit_fields(self._limit) if self._limit is not None else {}
         self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
         self.key = self.keys.queue(name)
         self.serializer = resolve_serializer(serializer)
@@ -95,6 +96,11 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
+
+    @property
+    def limit(self) -> Limit | None:
+        """The limit given to every job enqueued through this object that names none."""
+        return self._limit
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Queue) and (other.name, other.keys.prefix) == (
@@ -198,12 +204,10 @@ class Queue:
                 result_ttl=self.default_result_ttl, failure_ttl=DEFAULT_FAILURE_TTL, **resolved)
             if self.is_async:
                 check_importable_from_worker(job.func_name, job.instance)
-            if self.limit is not None:
-                job.extra.update(limit_fields(self.limit))
+            job.extra.update(self._limit_fields)  # the queue's limit, if any
             job.serialize_data()  # fail now, before anything is written
             return job
-        limit = check_limit(options.pop("limit", None), self.is_async) or self.limit
-        unique, unique_key = options.pop("unique", None), options.pop("unique_key", None)
+        flow = options.pop("limit", None), options.pop("unique", None), options.pop("unique_key", None)
         retry = options.pop("retry", None)
         on_success, on_failure = options.pop("on_success", None), options.pop("on_failure", None)
         timeout, job_timeout = options.pop("timeout", None), options.pop("job_timeout", None)
@@ -232,15 +236,21 @@ class Queue:
             job.extra.update(retry_fields(retry))
         if on_success is not None or on_failure is not None:
             job.extra.update(callback_fields(on_success, on_failure))
-        if limit is not None:
-            job.extra.update(limit_fields(limit))
         job.serialize_data()  # fail now, before anything is written
-        if unique is not None or unique_key is not None:
-            job.extra.update(unique_fields(job.func_name or "", job.serialize_data(), unique,
-                                           unique_key))
+        self._add_flow_fields(job, *flow)
         if job.meta:
             job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
         return job
+
+    def _add_flow_fields(self, job: Job, limit: Any, unique: Any, unique_key: Any) -> None:
+        """Section 8's job fields, stored only when given: the limit (the job's, else the
+        queue's) and the unique identity. Bad values raise ValueError."""
+        limit = check_limit(limit, self.is_async) or self._limit
+        if limit is not None:
+            job.extra.update(limit_fields(limit))
+        if unique is not None or unique_key is not None:
+            job.extra.update(unique_fields(job.func_name or "", job.serialize_data(), unique,
+                                           unique_key))
 
     def _enqueue_call(self, job: Job, stamp: float) -> tuple[list, list]:
         k, name = self.keys, self.name

@@ -173,9 +173,7 @@ def take_snapshot(connection: redis.Redis, keys: Keys, queue_names: Iterable[str
             queue_replies[i][-1] = stamps
         commands += sent
         round_trips += 2
-    queues = [_queue_stats(name, r, stamp) for name, r in zip(wanted, queue_replies)]
-    for queue in queues:
-        queue.paused = queue.name in paused
+    queues = [_queue_stats(name, r, stamp, name in paused) for name, r in zip(wanted, queue_replies)]
     offset = len(wanted) * QUEUE_COMMANDS
     workers = []
     for i, name in enumerate(worker_names):
@@ -233,9 +231,9 @@ def _needs_fallback(reply: Any) -> bool:
     return isinstance(reply, bytes)
 
 
-def _queue_stats(name: str, replies: list, now: float) -> QueueStats:
+def _queue_stats(name: str, replies: list, now: float, paused: bool) -> QueueStats:
     length, expired, *counts, heads = replies
-    stats = QueueStats(name, max(0, reply_int(length) - reply_int(expired)))
+    stats = QueueStats(name, max(0, reply_int(length) - reply_int(expired)), paused=paused)
     for state, count in zip(QUEUE_STATES[1:], counts):
         setattr(stats, state, max(0, reply_int(count)))
     waits = [now - t for t in map(reply_float, heads if isinstance(heads, list) else []) if t is not None]
