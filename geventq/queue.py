@@ -29,6 +29,7 @@ from .registry import (
 from .retry import retry_fields
 from .scheduling import due_in, due_timestamp
 from .serializers import resolve_serializer
+from .status import LIVE_STATUSES
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime
 
 # Keywords of enqueue() that are job options, never passed to the function.
@@ -274,7 +275,7 @@ class Queue:
                 raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
                                      "nothing was enqueued")
         for job, status in zip(given, replies[len(deps):]):
-            if as_str(status) in ("queued", "started", "deferred", "scheduled"):
+            if as_str(status) in LIVE_STATUSES:
                 raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
                                         f"{as_str(status)}; nothing was enqueued")
 

@@ -27,8 +27,8 @@ try:
 except ImportError:  # the hiredis extra is not installed
     _hiredis_pack = None
 
-_USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "cancel", "schedule_due",
-                "periodic"}
+_USES_COMMON = {"enqueue", "enqueue_batch", "end", "end_batch", "requeue_started", "requeue", "cancel",
+                "schedule_due", "periodic"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 
