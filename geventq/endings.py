@@ -39,6 +39,8 @@ class Ending:
     default_result_ttl: int = DEFAULT_RESULT_TTL  # the worker's, for jobs that set none
     # a failure recorded because the job's own ending could not be: no retry, default ttl
     last_resort: bool = False
+    # a retry runs again at once, whatever delay retry= asks (Queue(is_async=False))
+    retry_now: bool = False
 
     def __post_init__(self) -> None:
         if self.payload.__class__ is str:

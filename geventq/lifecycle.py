@@ -235,7 +235,7 @@ def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]
         # end.lua decides, in the same step, between another try and the failed registry
         script_keys += [keys.queue(queue_name), keys.wake(queue_name),
                         keys.registry("scheduled", queue_name)]
-        args += [repr(next_delay(job.extra)), queue_name]
+        args += [repr(0.0 if ending.retry_now else next_delay(job.extra)), queue_name]
     script_keys.append(keys.events(job.id))  # last, always (end.lua reads KEYS[#KEYS])
     return script_keys, args
 

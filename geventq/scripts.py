@@ -28,7 +28,7 @@ except ImportError:  # the hiredis extra is not installed
     _hiredis_pack = None
 
 _USES_COMMON = {"enqueue", "enqueue_batch", "end", "end_batch", "requeue_started", "requeue", "cancel",
-                "schedule_due", "periodic"}
+                "schedule_due", "periodic", "start_inline"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 

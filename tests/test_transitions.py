@@ -7,7 +7,8 @@ from importlib import resources
 
 import pytest
 
-from geventq import Queue
+from geventq import Queue, Retry
+from geventq.inline import runner_name
 from geventq.exceptions import DuplicateJobError
 from geventq.status import LIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 from tests import jobs
@@ -47,3 +48,51 @@ def test_a_live_id_cannot_be_reused_whatever_live_status(queue, connection, how)
                 queue.enqueue(jobs.noop, job_id=job.id)
             else:
                 queue.enqueue_many([Queue.prepare_data(jobs.noop, job_id=job.id)])
+
+
+TRIES: dict[str, int] = {}
+
+
+def fails_twice(name: str) -> str:
+    TRIES[name] = TRIES.get(name, 0) + 1
+    if TRIES[name] <= 2:
+        raise RuntimeError(f"try {TRIES[name]}")
+    return "third time"
+
+
+@pytest.mark.timeout(10)
+def test_inline_job_honours_retry(connection):
+    q = Queue("inline", connection=connection, is_async=False)
+    job = q.enqueue(fails_twice, "retry-inline", retry=Retry(max=3, interval=60))
+    assert job.get_status() == "finished" and job.return_value() == "third time"
+    assert len(job.exc_history) == 2 and "try 2" in job.exc_history[1]
+    assert connection.hget(job.key, "retries_left") == b"1"
+    assert job.id in q.finished_job_registry and job.id not in q.started_job_registry
+    assert q.job_ids == [] and job.id not in q.scheduled_job_registry
+    assert not connection.exists(q.keys.worker_jobs(runner_name()))
+
+
+@pytest.mark.timeout(10)
+def test_inline_job_out_of_retries_fails(connection):
+    q = Queue("inline", connection=connection, is_async=False)
+    job = q.enqueue(fails_twice, "retry-out", retry=Retry(max=1))
+    assert job.get_status() == "failed" and len(job.exc_history) == 2
+    assert job.id in q.failed_job_registry and job.id not in q.started_job_registry
+
+
+@pytest.mark.timeout(10)
+def test_inline_job_end_notifies_waiters(connection):
+    q = Queue("inline", connection=connection, is_async=False)
+    connection.set(q.keys.waiters("waited"), 2)  # two Job.wait() callers registered
+    q.enqueue(jobs.add, 1, 2, job_id="waited")
+    assert connection.lrange(q.keys.done("waited"), 0, -1) == [b"1", b"1"]
+    assert not connection.exists(q.keys.waiters("waited"))
+
+
+@pytest.mark.timeout(10)
+def test_inline_job_cannot_take_a_live_id(connection):
+    q = Queue("inline", connection=connection, is_async=False)
+    live = Queue("inline", connection=connection).enqueue(jobs.add, 1, 2, job_id="busy")
+    with pytest.raises(DuplicateJobError):
+        q.enqueue(jobs.add, 3, 4, job_id="busy")
+    assert live.get_status() == "queued"
