@@ -8,8 +8,8 @@ from importlib import resources
 import pytest
 
 from geventq import Queue, Retry
-from geventq.inline import runner_name
 from geventq.exceptions import DuplicateJobError
+from geventq.inline import runner_name
 from geventq.status import LIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 from tests import jobs
 
