@@ -336,13 +336,32 @@ def recover_worker(connection: redis.Redis, keys: Keys, worker_name: str,
             reason=f"abandoned: worker {worker_name} died while running the job, and the job "
                    f"had already been requeued {max_requeues} time(s)")
     pipe = connection.pipeline(transaction=True)
-    pipe.delete(keys.worker(worker_name))
-    pipe.srem(keys.workers, worker_name)
+    forget_worker(pipe, keys, worker_name)
     recovered = sum(1 for outcome in outcomes.values() if outcome in ("queued", "failed"))
     if recovered:  # geventq_recovered_jobs_total
         pipe.hincrby(keys.metrics_totals, "recovered_jobs", recovered)
     pipe.execute()
     return outcomes
+
+
+def drop_stale_claims(connection: redis.Redis, keys: Keys, worker_name: str,
+                      ids: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Sort ids of a worker's in-flight set it does not hold, in one step
+    (``drop_stale_claims.lua``): ([(queue name, job id)] of the claims it lost, whose job
+    is still queued or started; [ids dropped from the set]: their job is gone or ended).
+    """
+    reply = scripts.call(connection, "drop_stale_claims",
+                         [keys.worker_jobs(worker_name), *(keys.job(i) for i in ids)], list(ids))
+    flat, dropped = reply
+    lost = [(as_str(flat[i + 1]), as_str(flat[i])) for i in range(0, len(flat), 2)]
+    return lost, [as_str(i) for i in dropped]
+
+
+def forget_worker(pipe: Any, keys: Keys, worker_name: str) -> None:
+    """Queue on ``pipe`` (a MULTI) what forgets a worker: its key and its name in the
+    set of workers. Its in-flight jobs must be recovered first (:func:`recover_worker`)."""
+    pipe.delete(keys.worker(worker_name))
+    pipe.srem(keys.workers, worker_name)
 
 
 def dead_workers(connection: redis.Redis, keys: Keys) -> list[str]:

@@ -96,3 +96,29 @@ def test_inline_job_cannot_take_a_live_id(connection):
     with pytest.raises(DuplicateJobError):
         q.enqueue(jobs.add, 3, 4, job_id="busy")
     assert live.get_status() == "queued"
+
+
+@pytest.mark.timeout(10)
+def test_lost_claims_sorts_and_drops_stale_ids_in_one_script(queue, connection):
+    from geventq.worker.recovery import lost_claims
+
+    keys, in_flight = queue.keys, queue.keys.worker_jobs("w-lost")
+    claimed = queue.enqueue(jobs.add, 1, 2)
+    ended = queue.enqueue(jobs.add, 1, 2)
+    connection.hset(ended.key, "status", "finished")
+    connection.set(keys.job("not-a-hash"), "x")
+    connection.sadd(in_flight, claimed.id, ended.id, "gone", "not-a-hash", "held")
+    lost = lost_claims(connection, keys, "w-lost", held={"held"})
+    assert lost == [(queue.name, claimed.id)]
+    assert connection.smembers(in_flight) == {claimed.id.encode(), b"held"}
+
+
+def test_forgetting_a_worker_is_written_once():
+    import pathlib
+
+    import geventq
+
+    root = pathlib.Path(geventq.__file__).parent
+    spelled = [str(p.relative_to(root)) for p in root.rglob("*.py")
+               if re.search(r"srem\((self\.)?(worker\.)?keys\.workers", p.read_text())]
+    assert spelled == ["lifecycle.py"]
