@@ -87,7 +87,7 @@ def ascii_text(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def is_plain(ending: Ending) -> bool:
+def ends_in_batch(ending: Ending) -> bool:
     """True when ``end_batch.lua`` can end the job (no dependents known, no retry)."""
     return not ending.dependents and ending.outcome in _PLAIN_OUTCOMES and not ending.may_retry
 

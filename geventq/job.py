@@ -83,6 +83,12 @@ class Job(JobActions, JobProgress):
     _raw_result: bytes | None = None
     _raw_meta: bytes | None = None  # a stored meta a reading tool has not needed yet
     _fresh_id = False
+    # False once a stored hash is loaded: its (instance, args, kwargs) are deserialized
+    # on first use; True for a job built in memory (nothing to load)
+    args_loaded = True
+    # why a started job's hash cannot be loaded (set by lifecycle.start, read by
+    # execution.execute: the job then fails with it instead of running)
+    load_error: str | None = None
 
     def __init__(self, id: str | None = None, connection: redis.Redis | None = None,
                  serializer: Any = None, prefix: str | None = None, keys: Keys | None = None):
@@ -291,7 +297,7 @@ class Job(JobActions, JobProgress):
         self.func_name = get("func")
         self._data = m.get("data")
         self._instance, self._args, self._kwargs = None, (), {}
-        self._args_loaded = False
+        self.args_loaded = False
         self._description = get("description")
         self.origin = get("origin")
         self._status = get("status")
@@ -346,10 +352,10 @@ class Job(JobActions, JobProgress):
                                        f"{self.serializer.name}: {type(exc).__name__}: {exc}")
 
     def _ensure_args(self) -> None:
-        if self._data is not None and not getattr(self, "_args_loaded", True):
+        if self._data is not None and not self.args_loaded:
             loaded = self._load("arguments", self._data)
             self._instance, self._args, self._kwargs = call_parts(self.id, loaded)
-            self._args_loaded = True
+            self.args_loaded = True
 
     @property
     def args(self) -> tuple:

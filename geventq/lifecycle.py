@@ -191,10 +191,10 @@ def end_jobs(connection: redis.Redis, keys: Keys, worker_name: str,
         batch = scripts.ScriptBatch()
         # plain endings (no dependents, no retry: nearly all) go many per script call
         calls = endings_.batch_calls(keys, worker_name,
-                                     [e for e in pending if endings_.is_plain(e)], repr(now()))
+                                     [e for e in pending if endings_.ends_in_batch(e)], repr(now()))
         for script_keys, args, _ in calls:
             batch.add("end_batch", script_keys, args)
-        pending = [e for e in pending if not endings_.is_plain(e)]
+        pending = [e for e in pending if not endings_.ends_in_batch(e)]
         for ending in pending:
             batch.add("end", *_end_call(keys, worker_name, ending))
         for command in extra_commands:

@@ -124,7 +124,7 @@ class Queue:
 
     def _schedule(self, due: float, f: Any, args: tuple, kwargs: dict) -> Job:
         f_args, f_kwargs, options = _split_arguments(args, kwargs)
-        job = self._build_job(f, f_args, f_kwargs, options)
+        job = self.build_job(f, f_args, f_kwargs, options)
         if not self.is_async:
             return run_inline(self, job)
         job.scheduled_at = to_datetime(due)
@@ -136,7 +136,7 @@ class Queue:
                      at_front: bool = False, description: str | None = None,
                      meta: dict | None = None, **options: Any) -> Job:
         """Enqueue with every option explicit (one round trip to Redis)."""
-        job = self._build_job(func, args, kwargs, dict(
+        job = self.build_job(func, args, kwargs, dict(
             timeout=timeout, result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl,
             depends_on=depends_on, job_id=job_id, at_front=at_front, description=description,
             meta=meta, **options))
@@ -162,7 +162,7 @@ class Queue:
         Every job is built and validated before anything is written; a bad one
         raises and none is enqueued.
         """
-        build = self._build_job
+        build = self.build_job
         # one pause of the collector for the whole batch: each resumption pays a collection
         with enqueueing.no_cyclic_gc():
             jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
@@ -178,7 +178,11 @@ class Queue:
         enqueueing.write_one(self, job, now())
         return job
 
-    def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
+    def build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
+        """Build and check a job of this queue from ``func``, its arguments and job
+        ``options`` (the keywords of :meth:`enqueue_call`, plus ``retry``, ``on_success``,
+        ``on_failure`` and ``job_timeout``); nothing is written. Raises TypeError or
+        ValueError naming a bad option."""
         # the queue's connection, serializer and keys are checked already
         resolved = self._create_flags
         if resolved is None:
@@ -227,34 +231,6 @@ class Queue:
         if job.meta:
             job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
         return job
-
-    def _enqueue_call(self, job: Job, stamp: float) -> tuple[list, list]:
-        k, name = self.keys, self.name
-        deps = job.dependency_ids
-        keys = [job.key, self.key, k.queues, k.wake(name), k.registry("deferred", name),
-                k.pending(job.id), k.expiring(name), k.registry("scheduled", name)]
-        for dep in deps:
-            keys.append(k.job(dep))
-            keys.append(k.dependents(dep))
-        args = [job.id, name, repr(stamp), "1" if job.at_front else "0", job.ttl or -1,
-                len(deps), "1" if job.allow_dependency_failure else "0",
-                "" if job.scheduled_at is None else repr(job.scheduled_at.timestamp()), *deps]
-        for field, value in job.to_mapping(stamp).items():
-            if value is not None:
-                args.append(field)
-                args.append(value)
-        return keys, args
-
-    def _check_enqueue_reply(self, job: Job, reply: list) -> None:
-        outcome = as_str(reply[0])
-        if outcome == "duplicate":
-            raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
-                                    f"{as_str(reply[1])}")
-        if outcome == "missing":
-            raise NoSuchJobError(f"job {job.id} depends on job {as_str(reply[1])!r}, which "
-                                 "does not exist; nothing was enqueued")
-        enqueueing.check_invalid_reply(reply)
-        job._status = outcome
 
     def _check_batch_references(self, jobs: list[Job], given: list[Job]) -> None:
         """Before a batch writes anything: dependencies exist, given ids are free."""

@@ -122,3 +122,15 @@ def test_forgetting_a_worker_is_written_once():
     spelled = [str(p.relative_to(root)) for p in root.rglob("*.py")
                if re.search(r"srem\((self\.)?(worker\.)?keys\.workers", p.read_text())]
     assert spelled == ["lifecycle.py"]
+
+
+def test_enqueue_path_uses_public_names_only():
+    import pathlib
+
+    import geventq
+
+    root = pathlib.Path(geventq.__file__).parent
+    for name in ("enqueueing.py", "periodic.py", "inline.py", "execution.py", "cli/info.py"):
+        text = (root / name).read_text()
+        assert not re.search(r"queue\._\w+\(|\._build_job|worker\._loaded", text), name
+        assert 'getattr(job, "' not in text, name
