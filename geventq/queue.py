@@ -27,7 +27,7 @@ from .registry import (
     StartedJobRegistry,
 )
 from .retry import retry_fields
-from .scheduling import due_in, due_timestamp
+from .due_times import due_in, due_timestamp
 from .serializers import resolve_serializer
 from .status import LIVE_STATUSES
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime
