@@ -13,6 +13,7 @@ from .callables import check_importable_from_worker
 from .callbacks import callback_fields
 from .connection import resolve_connection_and_keys
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
+from .due_times import due_in, due_timestamp
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
 from .job import Job
@@ -27,7 +28,6 @@ from .registry import (
     StartedJobRegistry,
 )
 from .retry import retry_fields
-from .due_times import due_in, due_timestamp
 from .serializers import resolve_serializer
 from .status import LIVE_STATUSES
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime

@@ -121,7 +121,7 @@ def test_forgetting_a_worker_is_written_once():
     root = pathlib.Path(geventq.__file__).parent
     spelled = [str(p.relative_to(root)) for p in root.rglob("*.py")
                if re.search(r"srem\((self\.)?(worker\.)?keys\.workers", p.read_text())]
-    assert spelled == ["lifecycle.py"]
+    assert spelled == ["lifecycle/recover.py"]
 
 
 def test_enqueue_path_uses_public_names_only():
