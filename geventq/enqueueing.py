@@ -85,9 +85,9 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
     """KEYS and ARGV of one ``enqueue_batch.lua`` call for plain jobs with the same
     :meth:`~geventq.job.Job.shared_fields`; ``checked``: look their ids up first."""
     k, name, head = queue.keys, queue.name, jobs[0]
-    shared = head.shared_fields()
-    shared = [v for i in range(0, len(shared), 2) if shared[i + 1] is not None
-              for v in shared[i:i + 2]]
+    pairs = head.shared_fields()
+    shared = [v for i in range(0, len(pairs), 2) if pairs[i + 1] is not None
+              for v in pairs[i:i + 2]]
     keys = [queue.key, k.queues, k.wake(name), k.expiring(name), k.scratch]
     args: list[Any] = [name, repr(stamp), head.ttl or "", "1" if checked else "",
                        "1" if head.at_front else "", len(shared), *shared]

@@ -83,10 +83,8 @@ class Queue:
         # None: the worker's DEFAULT_RESULT_TTL (500 s unless configured) applies
         self.default_result_ttl = parse_ttl(default_result_ttl, name="default_result_ttl")
         self.is_async = is_async
-        if isinstance(job_class, str):
-            job_class = import_attribute(job_class)
         if job_class is not None:
-            self.job_class = job_class
+            self.job_class = import_attribute(job_class) if isinstance(job_class, str) else job_class
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -187,7 +185,7 @@ class Queue:
         resolved = self._create_flags
         if resolved is None:
             resolved = self._create_flags = {"_resolved": True} \
-                if self.job_class.create.__func__ is Job.create.__func__ else {}
+                if self.job_class.create.__func__ is Job.create.__func__ else {}  # type: ignore[attr-defined]
         if options.keys() <= JOB_OPTIONS and all(
                 v is None or (v is False and k == "at_front") for k, v in options.items()):
             # no option given (nearly every job): the queue's defaults, nothing to parse
@@ -196,7 +194,7 @@ class Queue:
                 keys=self.keys, origin=self.name, timeout=self.default_timeout,
                 result_ttl=self.default_result_ttl, failure_ttl=DEFAULT_FAILURE_TTL, **resolved)
             if self.is_async:
-                check_importable_from_worker(job.func_name, job.instance)
+                check_importable_from_worker(job.func_name or "", job.instance)
             job.serialize_data()  # fail now, before anything is written
             return job
         retry = options.pop("retry", None)
@@ -221,7 +219,7 @@ class Queue:
             meta=options.get("meta"), depends_on=options.get("depends_on"),
             at_front=bool(options.get("at_front")), **resolved)
         if self.is_async:
-            check_importable_from_worker(job.func_name, job.instance)
+            check_importable_from_worker(job.func_name or "", job.instance)
         # section 7 fields are stored only when given: the plain path stays as cheap
         if retry is not None:
             job.extra.update(retry_fields(retry))
@@ -343,7 +341,7 @@ class Queue:
             if not raw:
                 return deleted
             # an id that is not text (never written by geventq) only leaves the list
-            keys = [aside] + [self.keys.job(i.decode(errors="replace")) for i in raw]
+            keys = [aside] + [self.keys.job(i.decode(errors="replace")) for i in raw]  # type: ignore[union-attr]
             removed = scripts.call(self.connection, "empty_drain", keys, raw)
             deleted += max(removed, 0)  # -1: a concurrent empty() took them: read again
 

@@ -62,7 +62,7 @@ def end_job(connection: redis.Redis, keys: Keys, worker_name: str, ending: Endin
 
 def _end_call(keys: Keys, worker_name: str, ending: Ending) -> tuple[list, list]:
     job = ending.job
-    queue_name = job.origin
+    queue_name = endings_.queue_of(job)
     target = "finished" if ending.outcome == "finished" else "failed"
     script_keys = [job.key, keys.registry("started", queue_name), keys.worker_jobs(worker_name),
                    keys.registry(target, queue_name), keys.dependents(job.id), keys.queues,
@@ -88,7 +88,7 @@ def _with_dependents(connection: redis.Redis, keys: Keys,
     """Give each ending the dependents Redis reported, with their queues."""
     if not stale:
         return []
-    found = with_queues(connection, keys, [(ids, e.job.origin) for e, ids in stale])
+    found = with_queues(connection, keys, [(ids, endings_.queue_of(e.job)) for e, ids in stale])
     for (ending, _), children in zip(stale, found):
         ending.dependents = children
     return [ending for ending, _ in stale]
