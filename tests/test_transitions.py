@@ -134,3 +134,86 @@ def test_enqueue_path_uses_public_names_only():
         text = (root / name).read_text()
         assert not re.search(r"queue\._\w+\(|\._build_job|worker\._loaded", text), name
         assert 'getattr(job, "' not in text, name
+
+
+# -- each transition leaves Redis consistent ---------------------------------------------
+# Where a job of each status is listed (and nowhere else): the invariant every script keeps.
+HOME = {"queued": "queue", "started": "started", "finished": "finished", "failed": "failed",
+        "stopped": "failed", "deferred": "deferred", "scheduled": "scheduled",
+        "canceled": "canceled"}
+KINDS = ("started", "finished", "failed", "deferred", "scheduled", "canceled")
+
+
+def assert_consistent(connection, queue, workers=("w1",)):
+    """Every job of ``queue`` is listed exactly where its status says, and held by a
+    worker exactly when it is started."""
+    keys = queue.keys
+    ids = {i.decode() for i in connection.lrange(queue.key, 0, -1)}
+    for kind in KINDS:
+        ids |= {i.decode() for i in connection.zrange(keys.registry(kind, queue.name), 0, -1)}
+    held = set()
+    for w in workers:
+        held |= {i.decode() for i in connection.smembers(keys.worker_jobs(w))}
+    for job_id in ids | held:
+        raw = connection.hget(keys.job(job_id), "status")
+        assert raw is not None, f"{job_id} is listed but its hash is gone"
+        status = raw.decode()
+        places = {kind for kind in KINDS
+                  if connection.zscore(keys.registry(kind, queue.name), job_id) is not None}
+        if connection.lpos(queue.key, job_id) is not None:
+            places.add("queue")
+        assert places == {HOME[status]}, f"{job_id} is {status} but listed in {places}"
+        assert (job_id in held) == (status == "started"), f"{job_id} {status}, held: {job_id in held}"
+
+
+def claim_start(queue, n=10, worker="w1"):
+    from geventq import lifecycle
+
+    claimed = lifecycle.claim(queue.connection, queue.keys, [queue.name], worker, n)
+    return lifecycle.start(queue.connection, queue.keys, worker, claimed)
+
+
+@pytest.mark.timeout(20)
+def test_every_transition_leaves_redis_consistent(queue, connection):
+    from datetime import timedelta
+
+    from geventq import lifecycle
+    from geventq.endings import Ending
+
+    parent = queue.enqueue(jobs.add, 1, 2)
+    child = queue.enqueue(jobs.add, 3, 4, depends_on=parent)
+    later = queue.enqueue_in(timedelta(hours=1), jobs.add, 5, 6)
+    retried = queue.enqueue(jobs.add, 7, 8, retry=Retry(max=1))
+    plain = [queue.enqueue(jobs.add, i, i) for i in range(3)]
+    assert_consistent(connection, queue)  # enqueue: queued, deferred, scheduled
+    started = {j.id: j for j in claim_start(queue)}
+    assert set(started) == {parent.id, retried.id, *(j.id for j in plain)}
+    assert_consistent(connection, queue)  # claim + start
+    lifecycle.end_jobs(connection, queue.keys, "w1", [
+        Ending(started[parent.id], "finished", b"r"),
+        Ending(started[plain[0].id], "finished", b"r"),
+        Ending(started[plain[1].id], "failed", "Traceback: boom"),
+        Ending(started[retried.id], "failed", "Traceback: try 1"),
+    ])
+    assert_consistent(connection, queue)  # end (batch, with dependents, retry)
+    assert child.get_status() == "queued" and retried.get_status() == "queued"
+    later.cancel()
+    assert_consistent(connection, queue)  # cancel
+    again = {j.id: j for j in claim_start(queue)}
+    assert set(again) == {child.id, retried.id}
+    assert lifecycle.requeue_started(connection, queue.keys, "w1", child.id, queue.name,
+                                     "test") == "queued"
+    assert_consistent(connection, queue)  # requeue a started job
+    connection.sadd(queue.keys.workers, "w1")  # w1 dies: its heartbeat key is absent
+    outcomes = lifecycle.recover_dead_workers(connection, queue.keys)
+    assert outcomes == {plain[2].id: "queued", retried.id: "queued"}
+    assert_consistent(connection, queue)  # recover
+    assert not connection.sismember(queue.keys.workers, "w1")
+
+
+@pytest.mark.timeout(10)
+def test_inline_run_leaves_redis_consistent(connection):
+    q = Queue("inline", connection=connection, is_async=False)
+    q.enqueue(jobs.add, 1, 2)
+    q.enqueue(fails_twice, "consistent", retry=Retry(max=1))
+    assert_consistent(connection, q, workers=(runner_name(),))
