@@ -28,7 +28,7 @@ except ImportError:  # the hiredis extra is not installed
     _hiredis_pack = None
 
 _USES_COMMON = {"enqueue", "enqueue_batch", "end", "end_batch", "requeue_started", "requeue", "cancel",
-                "schedule_due", "periodic", "start_inline"}
+                "schedule_due", "periodic", "start_inline", "fail_started"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 

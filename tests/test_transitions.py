@@ -217,3 +217,22 @@ def test_inline_run_leaves_redis_consistent(connection):
     q.enqueue(jobs.add, 1, 2)
     q.enqueue(fails_twice, "consistent", retry=Retry(max=1))
     assert_consistent(connection, q, workers=(runner_name(),))
+
+
+@pytest.mark.timeout(10)
+def test_fail_started_is_one_script_that_wakes_waiters_and_survives_a_bad_key(queue, connection):
+    from geventq import lifecycle
+
+    good, bad = queue.enqueue(jobs.add, 1, 2), queue.enqueue(jobs.add, 3, 4)
+    claim_start(queue)
+    for job in (good, bad):
+        connection.set(queue.keys.waiters(job.id), 1)
+    connection.delete(bad.key)
+    connection.set(bad.key, "not a hash")  # HSET fails on it; the other writes still act
+    for job in (good, bad):
+        lifecycle.fail_started(connection, queue.keys, "w1", job.id, queue.name, "why \u00e9")
+        assert connection.lrange(queue.keys.done(job.id), 0, -1) == [b"1"]
+        assert job.id in queue.failed_job_registry and job.id not in queue.started_job_registry
+    assert not connection.exists(queue.keys.worker_jobs("w1"))
+    good.refresh()
+    assert good.get_status() == "failed" and good.exc_info == "why \\xe9"

@@ -68,23 +68,15 @@ def give_back(connection: redis.Redis, keys: Keys, owner: str, job_id: str, queu
 
 def fail_started(connection: redis.Redis, keys: Keys, owner: str, job_id: str,
                  queue_name: str, reason: str) -> None:
-    """The last resort for a started job that no script can end: take it out of its
-    worker's hands and mark it failed with ``reason``, in one MULTI whose commands each
-    act even if another fails (a key of the wrong type). Its dependents are not released
-    and ``Job.wait()`` callers see the failure within a second. Transient errors raise.
+    """The last resort for a started job that no other script can end: take it out of its
+    worker's hands and mark it failed with ``reason``, in one step (``fail_started.lua``)
+    whose writes each act even if another fails (a key of the wrong type). Its dependents
+    are not released; ``Job.wait()`` callers are woken. Transient errors raise.
     """
-    reason = ascii_text(reason)
-    stamp = now()
-    pipe = connection.pipeline(transaction=True)
-    pipe.srem(keys.worker_jobs(owner), job_id)
-    pipe.zrem(keys.registry("started", queue_name), job_id)
-    pipe.hset(keys.job(job_id), mapping={"status": "failed", "ended_at": repr(stamp),
-                                         "exc_info": reason})
-    pipe.expire(keys.job(job_id), DEFAULT_FAILURE_TTL)
-    pipe.zadd(keys.registry("failed", queue_name), {job_id: stamp + DEFAULT_FAILURE_TTL})
-    for result in pipe.execute(raise_on_error=False):
-        if isinstance(result, Exception) and is_transient(result):
-            raise result
+    scripts.call(connection, "fail_started", [
+        keys.worker_jobs(owner), keys.registry("started", queue_name), keys.job(job_id),
+        keys.registry("failed", queue_name), keys.waiters(job_id), keys.done(job_id),
+    ], [job_id, repr(now()), ascii_text(reason), DEFAULT_FAILURE_TTL])
 
 
 def recover_worker(connection: redis.Redis, keys: Keys, worker_name: str,
