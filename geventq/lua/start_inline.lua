@@ -17,6 +17,7 @@ else
     return {'duplicate', status}
   end
   redis.call('DEL', KEYS[1])
+  -- bounded: the fields of one job's hash (Job.to_mapping: a few dozen values)
   redis.call('HSET', KEYS[1], 'enqueued_at', now, unpack(ARGV, 5))
 end
 redis.call('HSET', KEYS[1], 'status', 'started', 'started_at', now, 'worker_name', runner)
