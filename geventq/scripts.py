@@ -27,7 +27,8 @@ try:
 except ImportError:  # the hiredis extra is not installed
     _hiredis_pack = None
 
-_USES_COMMON = {"enqueue", "enqueue_batch", "end", "end_batch", "requeue_started", "requeue", "cancel",
+_USES_LIVE = {"enqueue_batch"}  # _live.lua alone (every _USES_COMMON script gets it too)
+_USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "cancel",
                 "schedule_due", "periodic", "start_inline", "fail_started"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
@@ -45,6 +46,8 @@ def _source(name: str) -> tuple[str, str]:
         text = lua.joinpath(f"{name}.lua").read_text()
         if name in _USES_COMMON:
             text = lua.joinpath("_common.lua").read_text() + "\n" + text
+        if name in _USES_COMMON or name in _USES_LIVE:
+            text = lua.joinpath("_live.lua").read_text() + "\n" + text
         cached = (hashlib.sha1(text.encode()).hexdigest(), text)
         _SOURCES[name] = cached
     return cached

@@ -3,14 +3,6 @@
 -- What they read back from Redis is not trusted: a field that is not a number, or a
 -- key of the wrong type, must not stop a transition half-way.
 
--- The statuses of a job that has not ended (status.LIVE_STATUSES, kept equal by
--- tests/test_transitions.py). HGET's nil (false) or any other value is not live.
-local LIVE_STATUSES = {queued = true, started = true, deferred = true, scheduled = true}
-
-local function is_live(status)
-  return type(status) == 'string' and LIVE_STATUSES[status] == true
-end
-
 local function push_job(queue_key, wake_key, queues_key, queue_name, job_id, at_front)
   if at_front then
     redis.call('LPUSH', queue_key, job_id)
