@@ -37,6 +37,7 @@ demo: $(VENV)/.installed redis-server
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed redis-server chromium
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The property-based (hypothesis) tests with many more examples than the suite runs.

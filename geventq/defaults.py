@@ -11,8 +11,6 @@ DEFAULT_FAILURE_TTL = 365 * 24 * 3600  # one year
 
 DEFAULT_CONCURRENCY = 100
 DEFAULT_HEARTBEAT_INTERVAL = 5  # seconds between worker heartbeats
-# A worker is considered dead when its key has not been refreshed for this long.
-DEFAULT_WORKER_TTL = 3 * DEFAULT_HEARTBEAT_INTERVAL
 DEFAULT_SHUTDOWN_GRACE = 30  # seconds a warm shutdown waits for running jobs
 DEFAULT_MAX_BLOCKING_TIME = 1.0  # seconds before the hub guard warns
 DEFAULT_MAX_ABANDONED_REQUEUES = 1

@@ -39,6 +39,8 @@ class Ending:
     default_result_ttl: int = DEFAULT_RESULT_TTL  # the worker's, for jobs that set none
     # a failure recorded because the job's own ending could not be: no retry, default ttl
     last_resort: bool = False
+    # a retry runs again at once, whatever delay retry= asks (Queue(is_async=False))
+    retry_now: bool = False
 
     def __post_init__(self) -> None:
         if self.payload.__class__ is str:
@@ -90,7 +92,14 @@ def ascii_text(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def is_plain(ending: Ending) -> bool:
+def queue_of(job: Job) -> str:
+    """The queue a started job ends in (``lifecycle.start`` sets it on every job it loads)."""
+    if job.origin is None:
+        raise ValueError(f"job {job.id} has no origin queue: it was not started by geventq")
+    return job.origin
+
+
+def ends_in_batch(ending: Ending) -> bool:
     """True when ``end_batch.lua`` can end the job (no dependents known, no retry)."""
     return not ending.dependents and ending.outcome in _PLAIN_OUTCOMES and not ending.may_retry
 
@@ -100,7 +109,7 @@ def batch_calls(keys: Keys, worker_name: str, endings: Sequence[Ending],
     """(KEYS, ARGV, endings) of the ``end_batch.lua`` calls for plain endings, one per queue."""
     by_queue: dict[str, list[Ending]] = {}
     for ending in endings:
-        by_queue.setdefault(ending.job.origin, []).append(ending)
+        by_queue.setdefault(queue_of(ending.job), []).append(ending)
     in_flight = keys.worker_jobs(worker_name)
     calls = []
     for queue_name, group in by_queue.items():

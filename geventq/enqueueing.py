@@ -1,6 +1,6 @@
 """Writing built jobs to Redis: the enqueue hot path of :class:`~geventq.queue.Queue`.
 
-A job with no dependencies and no schedule (a "plain" job, nearly every job)
+A job with no dependencies and no schedule (a "batchable" job, nearly every job)
 is written by ``enqueue_batch.lua``, which takes a whole batch of them in one
 call: one hash write per job and one push for the batch. Any other job goes
 through ``enqueue.lua``, one call per job. Either way each job is written
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import scripts
-from .exceptions import DuplicateJobError
+from .exceptions import DuplicateJobError, NoSuchJobError
 from .job import Job
 from .limits import definition_commands
 from .utils import as_str, to_datetime
@@ -43,10 +43,51 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def is_plain(job: Job) -> bool:
+def batchable(job: Job) -> bool:
     """True when ``enqueue_batch.lua`` can write the job (no dependencies, no schedule,
     not unique)."""
     return not job.dependency_ids and job.scheduled_at is None and "unique" not in job.extra
+
+
+def single_call(queue: Queue, job: Job, stamp: float) -> tuple[list, list]:
+    """KEYS and ARGV of the ``enqueue.lua`` call that writes ``job`` to ``queue``."""
+    k, name = queue.keys, queue.name
+    deps = job.dependency_ids
+    keys = [job.key, queue.key, k.queues, k.wake(name), k.registry("deferred", name),
+            k.pending(job.id), k.expiring(name), k.registry("scheduled", name)]
+    for dep in deps:
+        keys.append(k.job(dep))
+        keys.append(k.dependents(dep))
+    args = [job.id, name, repr(stamp), "1" if job.at_front else "0", job.ttl or -1,
+            len(deps), "1" if job.allow_dependency_failure else "0",
+            "" if job.scheduled_at is None else repr(job.scheduled_at.timestamp()), *deps]
+    unique = job.extra.get("unique")
+    if unique is not None:  # last: enqueue.lua finds it by the number of keys (geventq.unique)
+        keys.append(k.unique(name, unique))
+    for field, value in job.to_mapping(stamp).items():
+        if value is not None:
+            args.append(field)
+            args.append(value)
+    return keys, args
+
+
+def check_single_reply(job: Job, reply: list) -> None:
+    """Raise when ``enqueue.lua`` refused the job (nothing was written); else record the
+    status it was given (queued, deferred or scheduled)."""
+    outcome = as_str(reply[0])
+    if outcome == "duplicate":
+        raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
+                                f"{as_str(reply[1])}")
+    if outcome == "missing":
+        raise NoSuchJobError(f"job {job.id} depends on job {as_str(reply[1])!r}, which "
+                             "does not exist; nothing was enqueued")
+    if outcome == "exists":  # unique: the waiting job of its identity stands for it
+        job.id = as_str(reply[1])
+        job.key = job.keys.job(job.id)
+        job.refresh()
+        return
+    check_invalid_reply(reply)
+    job._status = outcome
 
 
 def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
@@ -54,9 +95,9 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
     """KEYS and ARGV of one ``enqueue_batch.lua`` call for plain jobs with the same
     :meth:`~geventq.job.Job.shared_fields`; ``checked``: look their ids up first."""
     k, name, head = queue.keys, queue.name, jobs[0]
-    shared = head.shared_fields()
-    shared = [v for i in range(0, len(shared), 2) if shared[i + 1] is not None
-              for v in shared[i:i + 2]]
+    pairs = head.shared_fields()
+    shared = [v for i in range(0, len(pairs), 2) if pairs[i + 1] is not None
+              for v in pairs[i:i + 2]]
     keys = [queue.key, k.queues, k.wake(name), k.expiring(name), k.scratch]
     args: list[Any] = [name, repr(stamp), head.ttl or "", "1" if checked else "",
                        "1" if head.at_front else "", len(shared), *shared]
@@ -98,14 +139,14 @@ def write_one(queue: Queue, job: Job, stamp: float) -> None:
     if "limit" in job.extra:  # its limit's definition goes first, in the same round trip
         write_many(queue, [job], stamp)
         return
-    if is_plain(job):
+    if batchable(job):
         check_batch_reply(scripts.call(queue.connection, "enqueue_batch",
                                        *batch_call(queue, [job], stamp, not job._fresh_id)))
         job._status = "queued"
         job.created_at = to_datetime(stamp)
     else:
-        reply = scripts.call(queue.connection, "enqueue", *queue._enqueue_call(job, stamp))
-        queue._check_enqueue_reply(job, reply)
+        reply = scripts.call(queue.connection, "enqueue", *single_call(queue, job, stamp))
+        check_single_reply(job, reply)
 
 
 def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
@@ -113,7 +154,7 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
     [(what the run's jobs share, or None for a job alone, jobs)]."""
     segments: list[tuple[Any, list[Job]]] = []
     for job in jobs:
-        if not is_plain(job):
+        if not batchable(job):
             segments.append((None, [job]))
             continue
         alike = (job.shared_fields(), not job._fresh_id)
@@ -144,7 +185,7 @@ def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
         yield from definitions  # the latest definition of each limit key (geventq.limits)
         for alike, group in segments:
             if alike is None:
-                name, (keys, args) = "enqueue", queue._enqueue_call(group[0], stamp)
+                name, (keys, args) = "enqueue", single_call(queue, group[0], stamp)
             else:
                 name, (keys, args) = "enqueue_batch", batch_call(queue, group, stamp, alike[1])
             yield ("EVALSHA", scripts.source(name)[0], len(keys), *keys, *args)
@@ -155,7 +196,7 @@ def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
             raise reply
     for (alike, group), reply in zip(segments, replies[len(names) + len(definitions):]):
         if alike is None:
-            queue._check_enqueue_reply(group[0], reply)
+            check_single_reply(group[0], reply)
             continue
         check_batch_reply(reply)
         for job in group:

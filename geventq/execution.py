@@ -118,7 +118,7 @@ def load_call(job: Job, job_modules: JobModules | None = None) -> tuple[Callable
     arguments are decoded, and the resolved function must be defined in a listed
     module (``JobNotAllowed``).
     """
-    load_error = getattr(job, "load_error", None)  # set by lifecycle.start for a broken hash
+    load_error = job.load_error  # set by lifecycle.start for a broken hash
     if load_error:
         raise DeserializationError(load_error)
     if job_modules is not None and "." in str(job.func_name):

@@ -1,21 +1,35 @@
 """``Queue(is_async=False)``: run a job right away in the calling process, like Celery's
-ALWAYS_EAGER, and store its outcome as a worker would."""
+ALWAYS_EAGER, and store its outcome as a worker would.
+
+The job goes through the same transitions as a worker's: ``start_inline.lua`` writes it
+started (one step) before it runs, and :func:`geventq.lifecycle.end_job` ends it with ``end.lua``, so
+``retry=``, dependents, ``Job.wait()`` and the events stream behave as with a worker.
+A try that fails with retries left runs again at once, in this process (a retry's delay
+is not waited for: nothing else would run the job).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import traceback
 from typing import TYPE_CHECKING
 
+from . import lifecycle, scripts
 from .callbacks import run_failure_callback, run_success_callback
-from .defaults import DEFAULT_RESULT_TTL
-from .endings import storable_text
-from .exceptions import NoSuchJobError
+from .endings import Ending
+from .exceptions import DuplicateJobError, NoSuchJobError
 from .job import Job
-from .utils import now
+from .utils import as_str, now
 
 if TYPE_CHECKING:
     from .queue import Queue
+
+
+def runner_name() -> str:
+    """The name an inline run holds its job under (as a worker holds its jobs)."""
+    return f"inline.{socket.gethostname()}.{os.getpid()}"
 
 
 def run_inline(queue: Queue, job: Job) -> Job:
@@ -24,35 +38,44 @@ def run_inline(queue: Queue, job: Job) -> Job:
     if missing:
         raise NoSuchJobError(f"job {job.id} depends on job {missing[0]!r}, which does not "
                              "exist; nothing was enqueued")
-    stamp = now()
-    mapping = job.to_mapping(stamp)
-    mapping["enqueued_at"] = mapping["started_at"] = repr(stamp)
+    runner = runner_name()
+    mode = "new"
+    while True:
+        stamp = now()
+        fields = [] if mode == "again" else [
+            item for pair in job.to_mapping(stamp).items() if pair[1] is not None for item in pair]
+        reply = scripts.call(queue.connection, "start_inline", [
+            job.key, queue.keys.registry("started", queue.name),
+            queue.keys.worker_jobs(runner), queue.key,
+        ], [job.id, repr(stamp), runner, mode, *fields])
+        if as_str(reply[0]) == "duplicate":
+            raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
+                                    f"{as_str(reply[1])}; it did not run")
+        if as_str(reply[0]) != "started":  # a worker took the retry off the queue
+            return job
+        ending = _perform(job)
+        ending.retry_now = True
+        lifecycle.end_job(queue.connection, queue.keys, runner, ending)
+        if as_str(queue.connection.hget(job.key, "status")) != "queued":
+            break
+        mode = "again"
+    if queue.connection.exists(job.key):
+        job.refresh()
+    else:
+        job._status = ending.outcome
+    return job
+
+
+def _perform(job: Job) -> Ending:
+    """Run the job once; how it ends (its callbacks have run)."""
     try:
         result = job.perform()
     except Exception:
-        status, ttl, registry = "failed", job.failure_ttl, queue.failed_job_registry
-        job.exc_info = mapping["exc_info"] = storable_text(traceback.format_exc())
+        ending = Ending(job, "failed", traceback.format_exc())
+        job.exc_info = ending.payload if isinstance(ending.payload, str) else None
         run_failure_callback(job, sys.exc_info())
-    else:
-        status, registry = "finished", queue.finished_job_registry
-        ttl = DEFAULT_RESULT_TTL if job.result_ttl is None else job.result_ttl
-        job._raw_result = mapping["result"] = job._dump("result", result)
-        job._result = result
-        run_success_callback(job, result)
-    ended = now()
-    mapping.update(status=status, ended_at=repr(ended))
-    pipe = queue.connection.pipeline(transaction=True)
-    pipe.delete(job.key)
-    pipe.hset(job.key, mapping={k: v for k, v in mapping.items() if v is not None})
-    if ttl == 0:
-        pipe.delete(job.key)
-    elif ttl == -1:
-        pipe.zadd(registry.key, {job.id: "+inf"})
-    else:
-        pipe.expire(job.key, ttl)
-        pipe.zadd(registry.key, {job.id: ended + ttl})
-    pipe.execute()
-    if ttl != 0:
-        job.refresh()
-    job._status = status
-    return job
+        return ending
+    ending = Ending(job, "finished", job._dump("result", result))
+    job._result = result
+    run_success_callback(job, result)
+    return ending

@@ -65,7 +65,7 @@ class Job(JobActions, JobProgress):
     _data: bytes | None = None  # serialized (instance, args, kwargs), loaded lazily
     _description: str | None = None
     origin: str | None = None
-    _status: str | None = None
+    _status: str | None = None  # type: ignore[assignment]  # JobActions declares it str
     created_at = Timestamp()
     enqueued_at = Timestamp()
     started_at = Timestamp()
@@ -83,6 +83,12 @@ class Job(JobActions, JobProgress):
     _raw_result: bytes | None = None
     _raw_meta: bytes | None = None  # a stored meta a reading tool has not needed yet
     _fresh_id = False
+    # False once a stored hash is loaded: its (instance, args, kwargs) are deserialized
+    # on first use; True for a job built in memory (nothing to load)
+    args_loaded = True
+    # why a started job's hash cannot be loaded (set by lifecycle.start, read by
+    # execution.execute: the job then fails with it instead of running)
+    load_error: str | None = None
 
     def __init__(self, id: str | None = None, connection: redis.Redis | None = None,
                  serializer: Any = None, prefix: str | None = None, keys: Keys | None = None):
@@ -141,7 +147,7 @@ class Job(JobActions, JobProgress):
         if description is not None:
             storable_text(description, "description")
         if _resolved:
-            job = cls._new(id, connection, serializer, keys)
+            job = cls._new(id, connection, serializer, keys)  # type: ignore[arg-type]  # resolved
         else:
             job = cls(id, connection=connection, serializer=serializer, keys=keys)
         job.func_name, job._instance = _describe(func)
@@ -291,7 +297,7 @@ class Job(JobActions, JobProgress):
         self.func_name = get("func")
         self._data = m.get("data")
         self._instance, self._args, self._kwargs = None, (), {}
-        self._args_loaded = False
+        self.args_loaded = False
         self._description = get("description")
         self.origin = get("origin")
         self._status = get("status")
@@ -346,10 +352,10 @@ class Job(JobActions, JobProgress):
                                        f"{self.serializer.name}: {type(exc).__name__}: {exc}")
 
     def _ensure_args(self) -> None:
-        if self._data is not None and not getattr(self, "_args_loaded", True):
+        if self._data is not None and not self.args_loaded:
             loaded = self._load("arguments", self._data)
             self._instance, self._args, self._kwargs = call_parts(self.id, loaded)
-            self._args_loaded = True
+            self.args_loaded = True
 
     @property
     def args(self) -> tuple:
@@ -370,7 +376,7 @@ class Job(JobActions, JobProgress):
     def func(self):
         """The callable this job runs (imports it)."""
         self._ensure_args()
-        return resolve_callable(self.func_name, self._instance)
+        return resolve_callable(self.func_name, self._instance)  # type: ignore[arg-type]  # None: it raises, naming it
 
     @property
     def description(self) -> str:
@@ -387,7 +393,7 @@ class Job(JobActions, JobProgress):
         """The job's status, read fresh from Redis (None if the job is gone)."""
         if refresh:
             value = self.connection.hget(self.key, "status")
-            self._status = value.decode(errors="replace") if value is not None else None
+            self._status = value.decode(errors="replace") if value is not None else None  # type: ignore[union-attr]
         return status_of(self.id, self._status)
 
     @property
@@ -405,11 +411,11 @@ class Job(JobActions, JobProgress):
         """The return value once the job finished, else None (read fresh from Redis)."""
         if self._status != "finished" or self._raw_result is None:
             status, raw = self.connection.hmget(self.key, "status", "result")
-            self._status = status.decode(errors="replace") if status is not None else None
+            self._status = status.decode(errors="replace") if status is not None else None  # type: ignore[union-attr]
             if self._status != "finished" or raw is None:
                 return None
             if raw != self._raw_result:
-                self._raw_result, self._result = raw, None
+                self._raw_result, self._result = raw, None  # type: ignore[assignment]
         if self._result is None and self._raw_result is not None:
             self._result = self._load("result", self._raw_result)
         return self._result

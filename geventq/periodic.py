@@ -97,7 +97,7 @@ def parse_periodic(entries: Any, connection: redis.Redis, keys: Keys, serializer
             job = _parse_entry(entry)
             # build one job now: a bad job option fails at start, not at the first occurrence
             queue_class(job.queue, connection=connection, keys=keys, serializer=serializer) \
-                ._build_job(job.func, job.args, job.kwargs, dict(job.options))
+                .build_job(job.func, job.args, job.kwargs, dict(job.options))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"PERIODIC entry {index} {entry!r}: {exc}") from None
         if job.name in names:
@@ -206,7 +206,7 @@ class PeriodicEnqueuer:
                 continue
             job_id, fields, at_front, ttl = "", [], "0", -1
             if last is not None:  # first sight of an entry enqueues nothing for the past
-                job = self._queues[entry.queue]._build_job(
+                job = self._queues[entry.queue].build_job(
                     entry.func, entry.args, entry.kwargs, dict(entry.options))
                 job.extra.update(periodic=entry.name, occurrence=repr(latest))
                 job_id, at_front, ttl = job.id, "1" if job.at_front else "0", job.ttl or -1

@@ -13,6 +13,7 @@ from .callables import check_importable_from_worker
 from .callbacks import callback_fields
 from .connection import resolve_connection_and_keys
 from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
+from .due_times import due_in, due_timestamp
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .inline import run_inline
 from .job import Job
@@ -28,8 +29,8 @@ from .registry import (
     StartedJobRegistry,
 )
 from .retry import retry_fields
-from .scheduling import due_in, due_timestamp
 from .serializers import resolve_serializer
+from .status import LIVE_STATUSES
 from .unique import unique_fields
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime
 
@@ -89,10 +90,8 @@ class Queue:
         # None: the worker's DEFAULT_RESULT_TTL (500 s unless configured) applies
         self.default_result_ttl = parse_ttl(default_result_ttl, name="default_result_ttl")
         self.is_async = is_async
-        if isinstance(job_class, str):
-            job_class = import_attribute(job_class)
         if job_class is not None:
-            self.job_class = job_class
+            self.job_class = import_attribute(job_class) if isinstance(job_class, str) else job_class
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -135,7 +134,7 @@ class Queue:
 
     def _schedule(self, due: float, f: Any, args: tuple, kwargs: dict) -> Job:
         f_args, f_kwargs, options = _split_arguments(args, kwargs)
-        job = self._build_job(f, f_args, f_kwargs, options)
+        job = self.build_job(f, f_args, f_kwargs, options)
         if not self.is_async:
             return run_inline(self, job)
         job.scheduled_at = to_datetime(due)
@@ -147,7 +146,7 @@ class Queue:
                      at_front: bool = False, description: str | None = None,
                      meta: dict | None = None, **options: Any) -> Job:
         """Enqueue with every option explicit (one round trip to Redis)."""
-        job = self._build_job(func, args, kwargs, dict(
+        job = self.build_job(func, args, kwargs, dict(
             timeout=timeout, result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl,
             depends_on=depends_on, job_id=job_id, at_front=at_front, description=description,
             meta=meta, **options))
@@ -173,7 +172,7 @@ class Queue:
         Every job is built and validated before anything is written; a bad one
         raises and none is enqueued.
         """
-        build = self._build_job
+        build = self.build_job
         # one pause of the collector for the whole batch: each resumption pays a collection
         with enqueueing.no_cyclic_gc():
             jobs = [build(d.func, d.args, d.kwargs, dict(d.options)) for d in job_datas]
@@ -189,12 +188,16 @@ class Queue:
         enqueueing.write_one(self, job, now())
         return job
 
-    def _build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
+    def build_job(self, func: Any, args: Any, kwargs: Any, options: dict) -> Job:
+        """Build and check a job of this queue from ``func``, its arguments and job
+        ``options`` (the keywords of :meth:`enqueue_call`, plus ``retry``, ``on_success``,
+        ``on_failure`` and ``job_timeout``); nothing is written. Raises TypeError or
+        ValueError naming a bad option."""
         # the queue's connection, serializer and keys are checked already
         resolved = self._create_flags
         if resolved is None:
             resolved = self._create_flags = {"_resolved": True} \
-                if self.job_class.create.__func__ is Job.create.__func__ else {}
+                if self.job_class.create.__func__ is Job.create.__func__ else {}  # type: ignore[attr-defined]
         if options.keys() <= JOB_OPTIONS and all(
                 v is None or (v is False and k == "at_front") for k, v in options.items()):
             # no option given (nearly every job): the queue's defaults, nothing to parse
@@ -203,7 +206,7 @@ class Queue:
                 keys=self.keys, origin=self.name, timeout=self.default_timeout,
                 result_ttl=self.default_result_ttl, failure_ttl=DEFAULT_FAILURE_TTL, **resolved)
             if self.is_async:
-                check_importable_from_worker(job.func_name, job.instance)
+                check_importable_from_worker(job.func_name or "", job.instance)
             job.extra.update(self._limit_fields)  # the queue's limit, if any
             job.serialize_data()  # fail now, before anything is written
             return job
@@ -230,7 +233,7 @@ class Queue:
             meta=options.get("meta"), depends_on=options.get("depends_on"),
             at_front=bool(options.get("at_front")), **resolved)
         if self.is_async:
-            check_importable_from_worker(job.func_name, job.instance)
+            check_importable_from_worker(job.func_name or "", job.instance)
         # section 7 fields are stored only when given: the plain path stays as cheap
         if retry is not None:
             job.extra.update(retry_fields(retry))
@@ -252,42 +255,6 @@ class Queue:
             job.extra.update(unique_fields(job.func_name or "", job.serialize_data(), unique,
                                            unique_key))
 
-    def _enqueue_call(self, job: Job, stamp: float) -> tuple[list, list]:
-        k, name = self.keys, self.name
-        deps = job.dependency_ids
-        keys = [job.key, self.key, k.queues, k.wake(name), k.registry("deferred", name),
-                k.pending(job.id), k.expiring(name), k.registry("scheduled", name)]
-        for dep in deps:
-            keys.append(k.job(dep))
-            keys.append(k.dependents(dep))
-        unique = job.extra.get("unique")
-        if unique is not None:  # last: enqueue.lua finds it by the number of keys
-            keys.append(k.unique(name, unique))
-        args = [job.id, name, repr(stamp), "1" if job.at_front else "0", job.ttl or -1,
-                len(deps), "1" if job.allow_dependency_failure else "0",
-                "" if job.scheduled_at is None else repr(job.scheduled_at.timestamp()), *deps]
-        for field, value in job.to_mapping(stamp).items():
-            if value is not None:
-                args.append(field)
-                args.append(value)
-        return keys, args
-
-    def _check_enqueue_reply(self, job: Job, reply: list) -> None:
-        outcome = as_str(reply[0])
-        if outcome == "duplicate":
-            raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
-                                    f"{as_str(reply[1])}")
-        if outcome == "missing":
-            raise NoSuchJobError(f"job {job.id} depends on job {as_str(reply[1])!r}, which "
-                                 "does not exist; nothing was enqueued")
-        if outcome == "exists":  # unique: the waiting job of its identity stands for it
-            job.id = as_str(reply[1])
-            job.key = self.keys.job(job.id)
-            job.refresh()
-            return
-        enqueueing.check_invalid_reply(reply)
-        job._status = outcome
-
     def _check_batch_references(self, jobs: list[Job], given: list[Job]) -> None:
         """Before a batch writes anything: dependencies exist, given ids are free."""
         own = {job.id for job in jobs}
@@ -307,7 +274,7 @@ class Queue:
                 raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
                                      "nothing was enqueued")
         for job, status in zip(given, replies[len(deps):]):
-            if as_str(status) in ("queued", "started", "deferred", "scheduled"):
+            if as_str(status) in LIVE_STATUSES:
                 raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
                                         f"{as_str(status)}; nothing was enqueued")
 
@@ -399,7 +366,7 @@ class Queue:
             if not raw:
                 return deleted
             # an id that is not text (never written by geventq) only leaves the list
-            keys = [aside] + [self.keys.job(i.decode(errors="replace")) for i in raw]
+            keys = [aside] + [self.keys.job(i.decode(errors="replace")) for i in raw]  # type: ignore[union-attr]
             removed = scripts.call(self.connection, "empty_drain", keys, raw)
             deleted += max(removed, 0)  # -1: a concurrent empty() took them: read again
 

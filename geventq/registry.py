@@ -104,7 +104,7 @@ class FailedJobRegistry(BaseRegistry):
                                       f"queue {self.name!r}")
         job = self.job_class.fetch(job_id, connection=self.connection,
                                    serializer=self.serializer, keys=self.keys)
-        return job.requeue(at_front=at_front)
+        return job.requeue(at_front=at_front)  # type: ignore[return-value]  # JobActions.requeue returns its Job
 
     def requeue_many(self, job_ids: Iterable[str], at_front: bool = False,
                      batch_size: int = 500) -> int:

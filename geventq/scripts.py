@@ -27,10 +27,11 @@ try:
 except ImportError:  # the hiredis extra is not installed
     _hiredis_pack = None
 
-_USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "cancel", "schedule_due",
-                "periodic"}
+_USES_LIVE = {"enqueue_batch"}  # _live.lua alone (every _USES_COMMON script gets it too)
+_USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "cancel",
+                "schedule_due", "periodic", "start_inline", "fail_started"}
 # the scripts that take or give back limit slots (geventq.limits) get _limits.lua
-_USES_LIMITS = {"claim", "end", "end_batch", "requeue_started", "cancel"}
+_USES_LIMITS = {"claim", "end", "end_batch", "requeue_started", "cancel", "fail_started"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 
@@ -49,6 +50,8 @@ def _source(name: str) -> tuple[str, str]:
             text = lua.joinpath("_limits.lua").read_text() + "\n" + text
         if name in _USES_COMMON:
             text = lua.joinpath("_common.lua").read_text() + "\n" + text
+        if name in _USES_COMMON or name in _USES_LIVE:
+            text = lua.joinpath("_live.lua").read_text() + "\n" + text
         cached = (hashlib.sha1(text.encode()).hexdigest(), text)
         _SOURCES[name] = cached
     return cached

@@ -22,3 +22,6 @@ class JobStatus(str, Enum):
 
 
 TERMINAL_STATUSES = frozenset({"finished", "failed", "stopped", "canceled"})
+LIVE_STATUSES = frozenset({"queued", "started", "deferred", "scheduled"})
+"""Statuses of a job that has not ended: its id cannot be reused, it can be canceled.
+The Lua side is ``LIVE_STATUSES`` in ``lua/_common.lua`` (a test keeps them equal)."""

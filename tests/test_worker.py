@@ -159,7 +159,7 @@ def test_config_file_and_cli_override(tmp_path, connection, start_worker):
     found = wait_for(lambda: Worker.find_by_key("geventq:worker:cli-name", connection=connection),
                      message="the worker to register")
     assert found.queue_names == ["from_cli"]
-    assert found._loaded["concurrency"] == "7"
+    assert found.record["concurrency"] == "7"
     wait_for(lambda: Queue("from_cli", connection=connection).is_empty(), message="the job to run")
     worker.signal(signal.SIGTERM)
     assert worker.wait(20) == 0

@@ -97,13 +97,13 @@ def _worker_lines(connection: redis.Redis, keys: Keys, queue_names: list[str]) -
     by_pool: dict[str, list[Worker]] = {}
     for worker in workers:
         by_pool.setdefault(worker.record.get("pool") or "", []).append(worker)
-    for pool, members in sorted(by_pool.items()):
+    for pool, pooled in sorted(by_pool.items()):
         indent = "  "
         if pool:
-            lines.append(f"  pool {printable(pool)}: {len(members)} worker(s)")
+            lines.append(f"  pool {printable(pool)}: {len(pooled)} worker(s)")
             indent = "    "
-        for worker in members:
-            lines += _worker_line(worker, indent)
+        for member in pooled:
+            lines += _worker_line(member, indent)
     return lines
 
 

@@ -228,8 +228,7 @@ class HubGuard:
                 max_requeues=worker.max_abandoned_requeues)
             back += outcome == "queued"
         pipe = conn.pipeline(transaction=True)
-        pipe.srem(worker.keys.workers, worker.name)
-        pipe.delete(worker.key)
+        lifecycle.forget_worker(pipe, worker.keys, worker.name)
         pipe.execute()
         logger.critical("worker %s stopped: job %s failed, %d other job(s) put back on their "
                         "queues, %d ending(s) written", worker.name, job.id, back, len(endings) - 1)

@@ -16,15 +16,42 @@ local function push_job(queue_key, wake_key, queues_key, queue_name, job_id, at_
   redis.call('SADD', queues_key, queue_name)
 end
 
--- Keep an ended job for ttl seconds (-1: forever) and list it in a registry scored by
--- its expiry, so the registry can drop it when the hash is gone.
-local function keep_ended(job_key, registry_key, job_id, now, ttl)
+-- Expire an ended job's hash after ttl seconds (-1: keep it forever); returns its score
+-- in the registry of ended jobs (its expiry), so the registry can drop it when the hash
+-- is gone. end_batch.lua adds the scores many at a time; keep_ended adds one.
+local function expire_ended(job_key, now, ttl)
   if ttl == -1 then
     redis.call('PERSIST', job_key)
-    redis.call('ZADD', registry_key, '+inf', job_id)
-  else
-    redis.call('EXPIRE', job_key, ttl)
-    redis.call('ZADD', registry_key, now + ttl, job_id)
+    return '+inf'
+  end
+  redis.call('EXPIRE', job_key, ttl)
+  return now + ttl
+end
+
+-- Keep an ended job for ttl seconds (-1: forever) and list it in its registry.
+local function keep_ended(job_key, registry_key, job_id, now, ttl)
+  redis.call('ZADD', registry_key, expire_ended(job_key, now, ttl), job_id)
+end
+
+-- Write a started job's end: status outcome, ended_at, its payload (result or exc_info)
+-- and n_extra field/value pairs read from ARGV[from ..], then expire it (expire_ended).
+-- A finished job kept for 0 seconds is deleted instead. Returns its registry score, or
+-- nil when deleted.
+local function write_ended(job_key, outcome, now, ttl, field, payload, from, n_extra)
+  if outcome == 'finished' and ttl == 0 then
+    redis.call('DEL', job_key)
+    return nil
+  end
+  redis.call('HSET', job_key, 'status', outcome, 'ended_at', now, field, payload,
+    unpack(ARGV, from, from + 2 * n_extra - 1))
+  return expire_ended(job_key, now, ttl)
+end
+
+-- The end event, for listeners of job.events() (a stream exists only if one may listen).
+local function add_end_event(events_key, outcome, now)
+  if redis.call('TYPE', events_key).ok == 'stream' then  -- not EXISTS: XADD to another type would fail mid-script
+    redis.call('XADD', events_key, '*', 'event', outcome, 'at', now)
+    redis.call('EXPIRE', events_key, 300)
   end
 end
 

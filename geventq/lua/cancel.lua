@@ -17,8 +17,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return {'missing'}
 end
-if status ~= 'queued' and status ~= 'deferred' and status ~= 'scheduled'
-    and status ~= 'started' then
+if not is_live(status) then
   return {'status', status}
 end
 if status == 'started' then

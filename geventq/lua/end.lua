@@ -61,10 +61,8 @@ if retry_delay and outcome == 'failed' then
   append_exc_history(KEYS[1], ARGV[6])
   local left = tonumber(redis.call('HGET', KEYS[1], 'retries_left') or '') or 0
   if left > 0 then
-    redis.call('HSET', KEYS[1], 'retries_left', left - 1, ARGV[5], ARGV[6])
-    for i = 0, n_extra - 1 do
-      redis.call('HSET', KEYS[1], ARGV[e + 2 * i], ARGV[e + 2 * i + 1])
-    end
+    redis.call('HSET', KEYS[1], 'retries_left', left - 1, ARGV[5], ARGV[6],
+      unpack(ARGV, e, e + 2 * n_extra - 1))
     local k = 9 + CHILD_KEYS * n
     if retry_delay > 0 then
       redis.call('HSET', KEYS[1], 'status', 'scheduled')
@@ -76,21 +74,11 @@ if retry_delay and outcome == 'failed' then
     return {'queued'}
   end
 end
-if outcome == 'finished' and ttl == 0 then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'status', outcome, 'ended_at', now, ARGV[5], ARGV[6])
-  for i = 0, n_extra - 1 do
-    redis.call('HSET', KEYS[1], ARGV[e + 2 * i], ARGV[e + 2 * i + 1])
-  end
-  keep_ended(KEYS[1], KEYS[4], job_id, now, ttl)
+local score = write_ended(KEYS[1], outcome, now, ttl, ARGV[5], ARGV[6], e, n_extra)
+if score then
+  redis.call('ZADD', KEYS[4], score, job_id)
 end
 end_dependents(KEYS[5], 9, 9, n, job_id, outcome == 'finished', now, KEYS[6])
 notify_waiters(KEYS[7], KEYS[8])
--- the end event, for listeners of job.events() (a stream exists only if one may listen)
-local events = KEYS[#KEYS]
-if redis.call('TYPE', events).ok == 'stream' then  -- not EXISTS: XADD to another type would fail mid-script
-  redis.call('XADD', events, '*', 'event', outcome, 'at', now)
-  redis.call('EXPIRE', events, 300)
-end
+add_end_event(KEYS[#KEYS], outcome, now)
 return {'ok'}

@@ -51,28 +51,14 @@ while a <= #ARGV do
     ended[#ended + 1] = job_id
   end
   if plan[i] == 'end' then
-    if outcome == 'finished' and ttl == 0 then
-      redis.call('DEL', job_key)
-    else
-      redis.call('HSET', job_key, 'status', outcome, 'ended_at', now,
-        outcome == 'finished' and 'result' or 'exc_info', ARGV[a + 3],
-        unpack(ARGV, a + 5, a + 4 + 2 * n_extra))
+    local score = write_ended(job_key, outcome, now, ttl,
+      outcome == 'finished' and 'result' or 'exc_info', ARGV[a + 3], a + 5, n_extra)
+    if score then
       local target = targets[outcome == 'finished' and 'finished' or 'failed']
-      if ttl == -1 then
-        redis.call('PERSIST', job_key)
-        target[#target + 1] = '+inf'
-      else
-        redis.call('EXPIRE', job_key, ttl)
-        target[#target + 1] = now + ttl
-      end
+      target[#target + 1] = score
       target[#target + 1] = job_id
     end
-    -- the end event, for listeners of job.events() (a stream exists only if one may listen)
-    local events = KEYS[events_at + i]
-    if redis.call('TYPE', events).ok == 'stream' then  -- not EXISTS: XADD to another type would fail mid-script
-      redis.call('XADD', events, '*', 'event', outcome, 'at', now)
-      redis.call('EXPIRE', events, 300)
-    end
+    add_end_event(KEYS[events_at + i], outcome, now)
   end
   if ours then
     notify_waiters(KEYS[k + 2], KEYS[k + 3])

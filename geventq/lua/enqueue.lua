@@ -40,7 +40,7 @@ elseif n_fields < 2 or n_fields % 2 ~= 0 or n_fields > 400 then
 end
 
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
+if is_live(status) then
   return {'duplicate', status}
 end
 for i = 1, n_deps do

@@ -61,7 +61,7 @@ if checked then
   local a, j = first, 6
   while a <= last do
     local status = redis.call('HGET', KEYS[j], 'status')
-    if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
+    if is_live(status) then
       return {'duplicate', ARGV[a], status}
     end
     a = a + 3 + tonumber(ARGV[a + 2])

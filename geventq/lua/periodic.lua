@@ -30,7 +30,7 @@ if ARGV[8] == '' then
   return {'advanced'}
 end
 local status = redis.call('HGET', KEYS[2], 'status')
-if status == 'queued' or status == 'started' or status == 'deferred' or status == 'scheduled' then
+if is_live(status) then
   return {'duplicate', status}
 end
 redis.call('DEL', KEYS[2])

@@ -26,7 +26,7 @@ from .children import Child, HeartbeatDir, describe_exit, pump_stderr, wait_for_
 from .health import Health
 from .notify import SYSTEMD_ENV, Notifier
 from .policy import RestartPolicy
-from .recovery import Recoveries
+from .recover_process import Recoveries
 from .reloading import RollingReload
 from .reporting import Reporter
 from .settings import PoolSettings

@@ -199,8 +199,7 @@ class Worker:
                 logger.warning("worker %s stopped holding %d job(s): %s", self.name,
                                len(outcomes), outcomes)
             pipe = self.connection.pipeline(transaction=True)
-            pipe.srem(self.keys.workers, self.name)
-            pipe.delete(self.key)
+            lifecycle.forget_worker(pipe, self.keys, self.name)
             pipe.execute()
         except redis.RedisError as exc:
             logger.warning("worker %s could not unregister (%s: %s); other workers recover "

@@ -186,23 +186,8 @@ def lost_claims(connection: redis.Redis, keys: Keys, worker_name: str,
     ids = [i for i in (as_str(m) for m in connection.smembers(in_flight)) if i not in held]
     if not ids:
         return []
-    pipe = connection.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(keys.job(job_id), "origin", "status")
-    lost, stale = [], []
-    for job_id, fields in zip(ids, pipe.execute(raise_on_error=False)):
-        if isinstance(fields, Exception):  # the key is not a job hash (transient errors raise)
-            if is_transient(fields):
-                raise fields
-            fields = (None, None)
-        origin, status = fields
-        status = as_str(status)
-        if origin is not None and status in ("queued", "started"):
-            lost.append((as_str(origin), job_id))
-        else:
-            stale.append(job_id)
+    lost, stale = lifecycle.drop_stale_claims(connection, keys, worker_name, ids)
     if stale:
-        connection.srem(in_flight, *stale)
         logger.warning("dropped %d id(s) from worker %s's in-flight set whose jobs are gone or "
                        "ended: %s", len(stale), worker_name, " ".join(stale[:10]))
     if lost:
