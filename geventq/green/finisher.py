@@ -12,6 +12,7 @@ import gevent
 
 from ..endings import Ending
 from ..recording import record_until_taken
+from ..worker.joblog import log_endings
 
 logger = logging.getLogger("geventq.worker")
 
@@ -57,3 +58,4 @@ class EndingsWriter:
         counters = [c for c in counters if c[3] not in (0, "0.000000")]  # no-ops cost a reply
         record_until_taken(self.connection, self.keys, self.name, batch, counters,
                            sleep=gevent.sleep, channel=self._channels[1])
+        log_endings(batch)

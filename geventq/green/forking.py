@@ -46,7 +46,7 @@ from gevent.monkey import get_original
 from .. import setting_rules
 from ..callbacks import run_failure_callback
 from ..exceptions import ChildProcessDied, JobTimeoutException, StopRequested
-from ..execution import run_exception_handlers
+from ..execution import run_exception_handlers, time_limit
 from ..job import Job
 from ..lifecycle import Ending
 from .forkchild import CALLBACK, FRAME_HEADER, JOB, REPLY, child_main, encode_frame
@@ -199,7 +199,7 @@ class ForkPool:
 
     def _wait(self, child: ChildProcess, job: Job) -> tuple[tuple | None, str]:
         """(reply, '') or (None, why): 'died', or 'job timeout N' / 'callback timeout N'."""
-        limit = job.timeout if job.timeout and job.timeout > 0 else None
+        limit = time_limit(job.timeout)
         what = f"job timeout {limit}"
         deadline = None if limit is None else time.monotonic() + limit
         while True:
@@ -217,7 +217,8 @@ class ForkPool:
             if kind == CALLBACK:  # the job returned; its callback gets its own time
                 seconds = float(body or 0)
                 what = f"callback timeout {seconds:g}"
-                deadline = None if seconds <= 0 else time.monotonic() + seconds + CALLBACK_GRACE
+                limit = time_limit(seconds)
+                deadline = None if limit is None else time.monotonic() + limit + CALLBACK_GRACE
             elif kind == REPLY:
                 return pickle.loads(body), ""
 

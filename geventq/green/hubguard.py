@@ -44,6 +44,7 @@ from .. import lifecycle, scripts
 from ..connection import clone_connection
 from ..defaults import EXIT_HUB_BLOCKED
 from ..endings import Ending
+from ..execution import time_limit
 from ..recording import record_endings
 from ..utils import as_str
 
@@ -157,10 +158,11 @@ class HubGuard:
                 del self._blocked[job_id]
 
     def _overran(self, job: Any, moment: float) -> bool:
-        if not job.timeout or job.timeout <= 0:
+        limit = time_limit(job.timeout)
+        if limit is None:
             return False
         started = job.started_at.timestamp() if job.started_at else self._episode["since"]
-        return moment > started + job.timeout + self.max_blocking_time
+        return moment > started + limit + self.max_blocking_time
 
     def _redis(self) -> redis.Redis:
         if self._connection is None:  # this thread's own: the main thread's pool is in use

@@ -264,10 +264,12 @@ class GeventWorker(EndingsWriter, StopListener, Shutdown, Worker):
         self._spawn(jobs)
 
     def _spawn(self, jobs: list[Job]) -> None:
+        debug = logger.isEnabledFor(logging.DEBUG)
         for job in jobs:
             self._fork_running += self._is_fork_job(job)
             self._running[job.id] = gevent.spawn(self._run_job, job)
-            logger.info("job %s %s started", job.id, job.func_name)
+            if debug:
+                logger.debug("job %s %s started", job.id, job.func_name)
 
     def _wait_for_work(self, wake_keys: list[str], or_slot_free: bool = False) -> None:
         if or_slot_free:

@@ -18,12 +18,12 @@ from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
 from ..setting_rules import check_settings, logging_level
 from ..utils import (
-    RedactingFormatter,
     backoff_delay,
     import_attribute,
     redact_url,
     remember_settings_secrets,
 )
+from .joblog import JobLinesFormatter
 
 logger = logging.getLogger("geventq.worker")
 
@@ -105,7 +105,7 @@ def setup_logging(level: str) -> None:
     """One line per record on stderr, at the configured level, passwords hidden."""
     numeric = logging.getLevelName(logging_level(level))
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JobLinesFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler])
 
 

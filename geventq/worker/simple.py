@@ -17,12 +17,13 @@ import redis
 
 from .. import lifecycle
 from ..exceptions import JobTimeoutException, ShutdownRequested
-from ..execution import execute
+from ..execution import execute, time_limit
 from ..job import Job
 from ..recording import RETRY_CAP, record_until_taken
 from ..redis_errors import describe, is_transient
 from ..utils import backoff_delay
 from .base import Worker, WorkerState
+from .joblog import log_endings
 from .recovery import DeadWorkerRecovery, lost_claims
 
 logger = logging.getLogger("geventq.worker")
@@ -31,7 +32,8 @@ logger = logging.getLogger("geventq.worker")
 @contextlib.contextmanager
 def alarm_death_penalty(job: Job) -> Iterator[None]:
     """Raise JobTimeoutException in the main thread when the job's time is up."""
-    if not job.timeout or job.timeout < 0:
+    limit = time_limit(job.timeout)
+    if limit is None:
         yield
         return
 
@@ -40,7 +42,7 @@ def alarm_death_penalty(job: Job) -> Iterator[None]:
                                   f"{job.timeout} s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, job.timeout)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         yield
     finally:
@@ -163,6 +165,7 @@ class SimpleWorker(Worker):
             ("HINCRBY", self.key, "successful" if ok else "failed", 1),
             ("HINCRBYFLOAT", self.key, "working_time", ending.extra.get("duration", "0"))],
             sleep=time.sleep)
+        log_endings([ending])
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_requested += 1
