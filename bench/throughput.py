@@ -153,6 +153,7 @@ def drain(kind: str, server, n: int, func, args: tuple, concurrency: int,
     base = baseline[kind]
     return {"rate": n / span, "wall": wall, "n": n,
             "cpu_ms": (cpu - base["cpu"]) / n * 1000,
+            "cpu_us": (cpu - base["cpu"]) / n * 1e6,
             "redis_cpu_ms": redis_cpu / n * 1000,
             "rt": (after["reads"] - before["reads"] - base["reads"]) / n,
             "cmds": (after["commands"] - before["commands"] - base["commands"]) / n}
@@ -357,11 +358,11 @@ def report(res, kinds, noop_n, io_n, lat_n, rss_n, runs) -> None:
         quiet = {k: _med(res, "noop", k.removesuffix("+log"), "rate") for k in kinds}
         rows = [[f"{k} ({noop_n[family(k)]} jobs)", _med(res, "noop", k, "rate"),
                  ratio(_med(res, "noop", k, "rate"), simple),
-                 ratio(_med(res, "noop", k, "rate"), quiet[k]), _med(res, "noop", k, "cpu_ms"),
+                 ratio(_med(res, "noop", k, "rate"), quiet[k]), _med(res, "noop", k, "cpu_us"),
                  _med(res, "noop", k, "redis_cpu_ms"), _med(res, "noop", k, "rt"),
                  _med(res, "noop", k, "cmds")] for k in kinds]
         print_table(f"(a) no-op jobs drained by one worker process (median of {runs})",
-                    ["worker", "jobs/s", "vs rq-simple", "vs quiet", "worker CPU ms/job",
+                    ["worker", "jobs/s", "vs rq-simple", "vs quiet", "worker CPU µs/job",
                      "redis CPU ms/job",
                      "round trips/job", "commands/job"], rows)
     if "io" in done:
@@ -370,10 +371,10 @@ def report(res, kinds, noop_n, io_n, lat_n, rss_n, runs) -> None:
             ideal = 500 / 0.1 if family(k) == "geventq" else 1 / 0.1
             rate = _med(res, "io", k, "rate")
             rows.append([f"{k} ({io_n[family(k)]} jobs)", rate, ideal, f"{rate / ideal:.0%}",
-                         _med(res, "io", k, "cpu_ms"), _med(res, "io", k, "redis_cpu_ms"),
+                         _med(res, "io", k, "cpu_us"), _med(res, "io", k, "redis_cpu_ms"),
                          _med(res, "io", k, "rt")])
         print_table("(b) jobs waiting 100 ms on I/O (geventq concurrency 500; rq runs one at a "
-                    "time)", ["worker", "jobs/s", "ideal", "of ideal", "worker CPU ms/job",
+                    "time)", ["worker", "jobs/s", "ideal", "of ideal", "worker CPU µs/job",
                               "redis CPU ms/job", "round trips/job"], rows)
     if "lat" in done:
         rows = []
