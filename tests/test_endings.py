@@ -333,12 +333,14 @@ def test_a_job_stopped_before_its_greenlet_ran_ends_stopped_without_running(queu
     worker = GeventWorker(["default"], connection=connection, name="early")
     job = queue.enqueue(jobs_endings.counted_sleep, 0)
     claimed = lifecycle.claim(connection, queue.keys, ["default"], "early", 1)
-    worker._spawn(lifecycle.start(connection, queue.keys, "early", claimed))  # not run yet
-    greenlet = worker._running[job.id]
+    worker.loop.submit(lifecycle.start(connection, queue.keys, "early", claimed))  # not run yet
+    assert list(worker.running()) == [job.id]
     assert worker.stop_job(job.id)
-    greenlet.join(5)
-    assert worker._running == {} and worker._slot_free.is_set()  # its slot came free
-    assert [(e.job.id, e.outcome) for e in worker._endings] == [(job.id, "stopped")]
+    with gevent.Timeout(5):
+        while worker.running():
+            gevent.sleep(0.001)
+    assert worker.loop.slot_free.is_set()  # its slot came free
+    assert [(e.job.id, e.outcome) for e in worker.finisher.pending()] == [(job.id, "stopped")]
     assert jobs_endings.runs(connection, job.id) == 0
     assert not worker.stop_job(job.id)  # it runs here no more
     gevent.sleep(0)

@@ -49,6 +49,7 @@ from ..exceptions import ChildProcessDied, JobTimeoutException, StopRequested
 from ..execution import run_exception_handlers, time_limit
 from ..job import Job
 from ..lifecycle import Ending
+from .executor import StopRegion
 from .forkchild import CALLBACK, FRAME_HEADER, JOB, REPLY, child_main, encode_frame
 
 logger = logging.getLogger("geventq.worker")
@@ -144,15 +145,16 @@ class ForkPool:
         self._children: dict[int, ChildProcess] = {}  # every child not yet reaped
 
     # -- running one job (in the job's greenlet) --------------------------------
-    def run(self, job: Job) -> Ending:
+    def run(self, job: Job, stop_region: StopRegion) -> Ending:
         """Run ``job`` in a child; ``ShutdownRequested`` and ``GreenletExit`` propagate
-        (the child is killed first, the caller puts the job back on its queue)."""
+        (the child is killed first, the caller puts the job back on its queue).
+        ``stop_region``: the stretch ``geventq stop`` interrupts (the executor's)."""
         with self._slots:
             started = time.monotonic()
             child = None
             try:
                 # geventq stop interrupts this stretch only (not the handlers below)
-                with self.worker.stop_region(job):
+                with stop_region(job):
                     child = self._send(job)
                     reply, why = self._wait(child, job)
             except StopRequested:
