@@ -353,3 +353,42 @@ def test_an_inline_job_failing_with_unencodable_text_is_stored(connection):
     inline = Queue("inline", connection=connection, is_async=False)
     job = inline.enqueue(jobs_endings.raise_surrogate)
     assert job.get_status() == "failed" and "caf\\udcff.csv" in job.exc_info
+
+
+def test_a_stop_heard_between_the_claim_and_the_executor_is_not_lost(queue, connection):
+    # the stop listener may hear `geventq stop` after the claim started the job and before
+    # the loop handed it to an executor: the stop is kept, and the job ends `stopped`
+    # without running, its ending written like any other
+    import gevent
+
+    from geventq.control import send_stop_job_command
+    from geventq.green.worker import GeventWorker
+    from tests import jobs_endings
+
+    worker = GeventWorker(["default"], connection=connection, name="between")
+    job = queue.enqueue(jobs_endings.counted_sleep, 0)
+    claimed = lifecycle.claim(connection, queue.keys, ["default"], "between", 1)
+    jobs_started = lifecycle.start(connection, queue.keys, "between", claimed)
+    send_stop_job_command(connection, job.id)  # the job is `started` in Redis: accepted
+    assert not worker.stop_job(job.id)  # what the listener does with it: not running here yet
+    worker.loop.submit(jobs_started)
+    assert worker.running() == {}  # never given to the executor
+    assert [(e.job.id, e.outcome) for e in worker.finisher.pending()] == [(job.id, "stopped")]
+    worker.finisher.write(worker.finisher.pending())
+    job.refresh()
+    assert job.get_status() == "stopped" and jobs_endings.runs(connection, job.id) == 0
+    gevent.sleep(0)
+
+
+def test_a_kept_stop_expires_and_is_taken_once():
+    from geventq.worker.executors import EarlyStops
+
+    now = [0.0]
+    stops = EarlyStops(memory=30, limit=2, clock=lambda: now[0])
+    stops.remember("a")
+    assert stops.take("a") and not stops.take("a")  # once
+    for job_id in ("b", "c", "d"):
+        stops.remember(job_id)
+    assert not stops.take("b") and stops.take("c")  # the oldest went past the limit
+    now[0] = 30.0
+    assert not stops.take("d")  # expired

@@ -20,7 +20,7 @@ def worker(config: str | None, **values) -> None:
     # Like `rq worker`: job modules in the current directory are importable.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    from ..worker.runner import run_worker
+    from ..worker.bootstrap import run_worker
     from .options import resolve_settings
 
     sys.exit(run_worker(lambda: resolve_settings(config, values)))

@@ -143,13 +143,14 @@ class EarlyStops:
     ``EARLY_STOP_MEMORY`` seconds, at most ``EARLY_STOP_MAX`` of them.
     """
 
-    def __init__(self, memory: float = EARLY_STOP_MEMORY, limit: int = EARLY_STOP_MAX) -> None:
-        self.memory, self.limit = memory, limit
+    def __init__(self, memory: float = EARLY_STOP_MEMORY, limit: int = EARLY_STOP_MAX,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.memory, self.limit, self.clock = memory, limit, clock
         self._until: OrderedDict[str, float] = OrderedDict()
 
     def remember(self, job_id: str) -> None:
         self._until.pop(job_id, None)
-        self._until[job_id] = time.monotonic() + self.memory
+        self._until[job_id] = self.clock() + self.memory
         while len(self._until) > self.limit:
             self._until.popitem(last=False)
 
@@ -157,7 +158,7 @@ class EarlyStops:
         """True (once) if a stop for ``job_id`` came within the memory."""
         if not self._until:
             return False
-        now = time.monotonic()
+        now = self.clock()
         while self._until:  # the oldest first: drop what expired
             oldest, until = next(iter(self._until.items()))
             if until > now:

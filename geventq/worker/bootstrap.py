@@ -1,4 +1,4 @@
-"""Building and running a worker from settings (what ``geventq worker`` does)."""
+"""The worker process bootstrap: settings, logging, Redis, then the worker (``geventq worker``)."""
 
 from __future__ import annotations
 
