@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from . import main
 from .options import worker_options
@@ -11,7 +12,7 @@ from .options import worker_options
 
 @main.command("worker")
 @worker_options
-def worker(config: str | None, **values) -> None:
+def worker(config: str | None, **values: Any) -> None:
     """Start a worker on QUEUES (default: default), in priority order."""
     # First thing, before redis, ssl or any user module is imported.
     from ..green.patch import patch

@@ -162,7 +162,10 @@ class HubGuard:
         limit = time_limit(job.timeout)
         if limit is None:
             return False
-        started = job.started_at.timestamp() if job.started_at else self._episode["since"]
+        if job.started_at:
+            started = job.started_at.timestamp()
+        else:
+            started = self._episode["since"] if self._episode else moment
         return moment > started + limit + self.max_blocking_time
 
     def _redis(self) -> redis.Redis:

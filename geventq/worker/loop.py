@@ -243,7 +243,7 @@ class Loop:
                 continue
             self.lane_of(job.origin).executor.submit(job)
 
-    def lane_of(self, queue_name: str) -> Lane:
+    def lane_of(self, queue_name: str | None) -> Lane:
         for lane in self.lanes:
             if queue_name in lane.queue_names:
                 return lane
@@ -344,7 +344,7 @@ class Loop:
             try:
                 # a job whose hash no script accepts is failed with the reason instead
                 outcome = lifecycle.give_back(
-                    worker.connection, worker.keys, worker.name, job.id, job.origin, reason,
+                    worker.connection, worker.keys, worker.name, job.id, job.origin or "", reason,
                     max_requeues=worker.max_abandoned_requeues)
                 break
             except Exception as exc:  # transient: give_back keeps the others to the job
