@@ -392,3 +392,18 @@ def test_a_kept_stop_expires_and_is_taken_once():
     assert not stops.take("b") and stops.take("c")  # the oldest went past the limit
     now[0] = 30.0
     assert not stops.take("d")  # expired
+
+
+def test_the_stop_listener_is_subscribed_before_the_first_claim(queue, connection):
+    # the worker's services start before its loop claims anything: a stop published
+    # before the listening greenlet first ran is still heard (it was lost under load)
+    from geventq.green.worker import GeventWorker
+
+    worker = GeventWorker(["default"], connection=connection, name="subscribed")
+    worker.stop_listener.start()
+    try:
+        assert connection.publish(queue.keys.stop_channel(), "early-id") == 1
+        assert worker.stop_listener.poll(timeout=5) == 1
+        assert "early-id" in worker.loop.early_stops  # not running here: kept
+    finally:
+        worker.stop_listener.close()

@@ -92,8 +92,9 @@ class GeventWorker(Worker):
             if green_names and max_blocking_time else None
         # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
         self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
-        self.loop.tasks = [self.finisher.run,
-                           StopListener(self.connection, self.keys, self.loop.stop_job).run]
+        self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job)
+        self.loop.services.append(self.stop_listener)
+        self.loop.tasks = [self.finisher.run, self.stop_listener.run]
         if self.scheduler is not None:
             scheduler = self.scheduler
             self.loop.tasks.append(lambda: scheduler.run(self.loop.stopping.wait))

@@ -154,6 +154,9 @@ class EarlyStops:
         while len(self._until) > self.limit:
             self._until.popitem(last=False)
 
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._until
+
     def take(self, job_id: str) -> bool:
         """True (once) if a stop for ``job_id`` came within the memory."""
         if not self._until:
