@@ -407,3 +407,32 @@ def test_the_stop_listener_is_subscribed_before_the_first_claim(queue, connectio
         assert "early-id" in worker.loop.early_stops  # not running here: kept
     finally:
         worker.stop_listener.close()
+
+
+def test_job_log_lines_go_out_as_one_record_when_due(queue, caplog):
+    # one line per ended job, gathered: a record every `interval` s or `limit` lines
+    import logging
+
+    from geventq.worker.joblog import JobLog
+
+    now = [0.0]
+    log = JobLog(interval=0.1, limit=3, clock=lambda: now[0])
+    ok, bad = queue.enqueue(jobs.noop), queue.enqueue(jobs.noop)
+    endings = [Ending(ok, "finished", b"N.", extra={"duration": "0.0012"}),
+               Ending(bad, "failed", "Traceback...\nValueError: boom\n",
+                      extra={"duration": "0.5"})]
+    with caplog.at_level(logging.INFO, logger="geventq.jobs"):
+        log.add(endings)
+        assert not log.due() and log.wait_time() == 0.1
+        now[0] = 0.1
+        assert log.due()
+        log.flush()
+        log.add(endings + endings[:1])  # the limit
+        assert log.due()
+    assert [r.getMessage() for r in caplog.records][0].splitlines() == [
+        f"job {ok.id} tests.jobs.noop finished in 0.001 s",
+        f"job {bad.id} tests.jobs.noop failed after 0.500 s: ValueError: boom"]
+    with caplog.at_level(logging.WARNING, logger="geventq.jobs"):
+        log.flush()
+        log.add(endings)  # nothing is gathered below INFO
+        assert log.wait_time() is None

@@ -14,7 +14,7 @@ from ..endings import Ending
 from ..keys import Keys
 from ..recording import record_until_taken
 from ..worker.executors import counter_commands
-from ..worker.joblog import log_endings
+from ..worker.joblog import JobLog
 from ..worker.tuning import BUNCH, GATHER
 
 logger = logging.getLogger("geventq.worker")
@@ -25,7 +25,8 @@ class Finisher:
 
     While jobs run (``busy_jobs()``), fewer than ``BUNCH`` endings wait up to
     ``GATHER`` seconds for more to share the round trip. After each batch it
-    logs one line per job and calls ``written()`` (the loop's ``slot_freed``).
+    calls ``written()`` (the loop's ``slot_freed``); the log lines of the jobs it
+    ended go out at most every 0.1 s (:class:`geventq.worker.joblog.JobLog`).
     """
 
     def __init__(self, connection: redis.Redis, keys: Keys, worker_name: str, worker_key: str,
@@ -38,6 +39,7 @@ class Finisher:
         self._endings: list[Ending] = []
         self._writing: list[Ending] = []  # the batch being written now
         self._ready = Event()
+        self.joblog = JobLog()  # one line per ended job, logged a batch of lines at a time
 
     def add(self, ending: Ending) -> None:
         self._endings.append(ending)
@@ -60,7 +62,9 @@ class Finisher:
         """The finisher greenlet's body: write batches until killed."""
         try:
             while True:
-                self._ready.wait()
+                if not self._ready.wait(self.joblog.wait_time()):
+                    self.joblog.flush()  # the log lines waiting are due
+                    continue
                 self._ready.clear()
                 if self.busy_jobs() and len(self._endings) < BUNCH:
                     gevent.sleep(GATHER)  # busy: more endings come with the same round trip
@@ -74,7 +78,10 @@ class Finisher:
                     finally:
                         self._writing = []
                         self.written()
+                if self.joblog.due():
+                    self.joblog.flush()
         finally:
+            self.joblog.flush()
             self.channel.close()
 
     def write(self, batch: list[Ending]) -> None:
@@ -86,4 +93,4 @@ class Finisher:
         record_until_taken(self.connection, self.keys, self.worker_name, batch,
                            counter_commands(self.worker_key, batch),
                            sleep=gevent.sleep, channel=self.channel)
-        log_endings(batch)
+        self.joblog.add(batch)
