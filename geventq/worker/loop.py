@@ -1,18 +1,12 @@
 """The worker loop, written once for every kind of worker.
 
-``Loop`` owns what every worker does the same way: register and unregister,
-the heartbeat (through ``Worker.register``), the recovery of dead workers, the
-suspend flag, claim -> submit -> finish, lost claims, back-off after errors,
-warm and cold stop, burst mode and ``max_jobs``. What differs is plugged in:
-
-- the **executors** (:class:`geventq.worker.executors.Executor`), one per lane:
-  a lane is the queues it claims for and the executor running their jobs
-  (``InlineExecutor`` for ``SimpleWorker``, ``GreenletExecutor`` and the fork
-  lane for ``GeventWorker``); each lane claims only as many jobs as its
-  executor has free slots;
-- the **finisher** that writes endings (in batches on a greenlet, or at once);
-- the **runtime**: how to wait, sleep, spawn a background task and catch a
-  signal (:class:`geventq.worker.executors.Runtime`: plain threads or gevent).
+``Loop`` owns register/unregister (and so the heartbeat), recovery of dead
+workers, the suspend flag, claim -> submit -> finish, lost claims, back-off,
+warm and cold stop, burst mode and ``max_jobs``. Plugged in: an executor per
+*lane* (the queues it claims for; a lane claims only as many jobs as its
+executor has free slots), the finisher that writes endings, and the runtime
+(plain threads or gevent). See :mod:`geventq.worker.executors` and
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -55,14 +49,13 @@ class Lane:
 class Loop:
     """Runs one worker: claims jobs for its lanes and hands them to their executors."""
 
-    def __init__(self, worker: Worker, runtime: Runtime, finisher: Finisher, *, services: Sequence[Any] = (),
-                 tasks: Sequence[Callable[[], Any]] = ()) -> None:
+    def __init__(self, worker: Worker, runtime: Runtime, finisher: Finisher) -> None:
         self.worker = worker
         self.lanes: list[Lane] = []  # add_lane()
         self.runtime = runtime
         self.finisher = finisher
-        self.services = list(services)  # start() after the signals, stop() at the end
-        self.tasks = list(tasks)  # run in the background (runtime.spawn) while the loop runs
+        self.services: list[Any] = []  # start() after the signals, stop() at the end
+        self.tasks: list[Callable[[], Any]] = []  # run in the background while the loop runs
         self.stopping = runtime.event()  # warm stop asked
         self.slot_free = runtime.event()  # a job ended (or was given back): a slot came free
         self.cold = False
