@@ -18,6 +18,13 @@ a time, so they get fewer jobs (the table says how many).
 
     python bench/throughput.py            # 3 runs, medians
     python bench/throughput.py --quick    # a few dozen jobs: only checks it works
+    python bench/throughput.py --logging --baseline 1503032 --no-rq --cases ab
+        # this tree and a git worktree of 1503032, each with quiet (WARNING) and
+        # default (INFO) logging, interleaved in every run
+
+Worker kinds: ``geventq`` (this tree, ``--logging-level WARNING``), ``geventq+log``
+(this tree, the default INFO logging, stderr to a file), ``base`` and ``base+log``
+(the same, from a git worktree of ``--baseline REV``), ``rq-simple``, ``rq-fork``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -51,14 +59,32 @@ from geventq.ids import new_job_id
 from geventq.keys import Keys
 
 KINDS = ("geventq", "rq-simple", "rq-fork")
+BASE_ROOT: dict[str, str] = {}  # "root": the baseline's worktree, when --baseline is given
+
+
+def family(kind: str) -> str:
+    """'geventq' for every geventq worker (this tree or the baseline, any logging)."""
+    return "geventq" if kind.startswith(("geventq", "base")) else kind
+
+
+def baseline_tree(rev: str) -> str:
+    """A git worktree of ``rev`` (made once, kept under the temp dir); its path."""
+    sha = subprocess.run(["git", "rev-parse", "--short=12", rev], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    path = os.path.join(tempfile.gettempdir(), f"geventq-bench-{sha}")
+    if not os.path.isdir(os.path.join(path, "geventq")):
+        subprocess.run(["git", "worktree", "add", "--detach", "--force", path, sha], cwd=ROOT,
+                       check=True, capture_output=True)
+    return path
 TERMINAL = {b"finished", b"failed", b"stopped", b"canceled"}
 
 
 # -- starting workers --------------------------------------------------------------
 def worker_cmd(kind: str, url: str, queue: str, concurrency: int, burst: bool = True,
                name: str | None = None) -> list[str]:
-    if kind == "geventq":
-        cmd = [sys.executable, "-m", "geventq", "worker", "--logging-level", "WARNING",
+    if family(kind) == "geventq":
+        level = "INFO" if kind.endswith("+log") else "WARNING"
+        cmd = [sys.executable, "-m", "geventq", "worker", "--logging-level", level,
                "--url", url, "-n", str(concurrency)]
     else:
         rq_bin = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
@@ -72,20 +98,27 @@ def worker_cmd(kind: str, url: str, queue: str, concurrency: int, burst: bool = 
     return cmd + [queue]
 
 
-def start(server, cmd: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=worker_env(server), cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(server, cmd: list[str], kind: str = "geventq", stderr=subprocess.PIPE) -> subprocess.Popen:
+    root = BASE_ROOT["root"] if kind.startswith("base") else ROOT
+    env = worker_env(server)
+    env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"]  # the baseline's geventq first
+    return subprocess.Popen(cmd, env=env, cwd=root, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=stderr)
 
 
-def run_burst(server, cmd: list[str]) -> tuple[float, float]:
-    """Run a burst worker to its end: (wall seconds, CPU seconds incl. its children)."""
+def run_burst(server, cmd: list[str], kind: str = "geventq") -> tuple[float, float]:
+    """Run a burst worker to its end: (wall seconds, CPU seconds incl. its children).
+
+    Its stderr goes to a file, as a worker's log does in production (a pipe nobody
+    reads would fill up and stall a worker logging at INFO)."""
     t0 = time.perf_counter()
-    proc = start(server, cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
+    with tempfile.TemporaryFile() as log:
+        proc = start(server, cmd, kind, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        log.seek(0)
+        err = log.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
     return wall, usage.ru_utime + usage.ru_stime
@@ -93,7 +126,7 @@ def run_burst(server, cmd: list[str]) -> tuple[float, float]:
 
 # -- enqueueing and reading back -----------------------------------------------------
 def enqueue(kind: str, conn, queue: str, func, args: tuple, n: int) -> list[str]:
-    if kind == "geventq":
+    if family(kind) == "geventq":
         q = Queue(queue, connection=conn)
         jobs = []
         for i in range(0, n, 5000):
@@ -113,13 +146,14 @@ def drain(kind: str, server, n: int, func, args: tuple, concurrency: int,
     redis_proc = psutil.Process(server.process.pid)
     redis_cpu0 = sum(redis_proc.cpu_times()[:2])
     before = server_stats(conn)
-    wall, cpu = run_burst(server, worker_cmd(kind, server.url, "bench", concurrency))
+    wall, cpu = run_burst(server, worker_cmd(kind, server.url, "bench", concurrency), kind)
     after = server_stats(conn)
     redis_cpu = sum(redis_proc.cpu_times()[:2]) - redis_cpu0
-    span = drain_span(kind, conn, ids)
+    span = drain_span(family(kind), conn, ids)
     base = baseline[kind]
     return {"rate": n / span, "wall": wall, "n": n,
             "cpu_ms": (cpu - base["cpu"]) / n * 1000,
+            "cpu_us": (cpu - base["cpu"]) / n * 1e6,
             "redis_cpu_ms": redis_cpu / n * 1000,
             "rt": (after["reads"] - before["reads"] - base["reads"]) / n,
             "cmds": (after["commands"] - before["commands"] - base["commands"]) / n}
@@ -133,7 +167,7 @@ def empty_run(kind: str, server) -> dict:
     conn = connect(server)
     conn.flushdb()
     before = server_stats(conn)
-    _, cpu = run_burst(server, worker_cmd(kind, server.url, "bench", 100))
+    _, cpu = run_burst(server, worker_cmd(kind, server.url, "bench", 100), kind)
     after = server_stats(conn)
     return {"cpu": cpu, "reads": after["reads"] - before["reads"],
             "commands": after["commands"] - before["commands"]}
@@ -144,9 +178,9 @@ def latency(kind: str, server, samples: int) -> list[float]:
     """Enqueue-to-finish seconds, one job at a time, with an idle worker."""
     conn = connect(server)
     conn.flushdb()
-    proc = start(server, worker_cmd(kind, server.url, "lat", 100, burst=False))
+    proc = start(server, worker_cmd(kind, server.url, "lat", 100, burst=False), kind)
     try:
-        if kind == "geventq":
+        if family(kind) == "geventq":
             wait = _geventq_waiter(conn)
         else:
             wait = _rq_waiter(conn)
@@ -241,8 +275,8 @@ def rss_in_flight(kind: str, server, in_flight: int, hold: float = 3.0) -> float
     conn = connect(server)
     conn.flushdb()
     ids = enqueue(kind, conn, "rss", io_wait, (hold,), in_flight)
-    proc = start(server, worker_cmd(kind, server.url, "rss", in_flight, name="bench-rss"))
-    started = Keys().registry("started", "rss") if kind == "geventq" else "rq:wip:rss"
+    proc = start(server, worker_cmd(kind, server.url, "rss", in_flight, name="bench-rss"), kind)
+    started = Keys().registry("started", "rss") if family(kind) == "geventq" else "rq:wip:rss"
     deadline = time.monotonic() + 30
     try:
         while conn.zcard(started) < in_flight:
@@ -261,8 +295,18 @@ def rss_in_flight(kind: str, server, in_flight: int, hold: float = 3.0) -> float
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--cases", default="abcd", help="which of (a)-(d) to run, e.g. 'ac'")
+    parser.add_argument("--logging", action="store_true",
+                        help="also run geventq with its default INFO logging (geventq+log)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run the geventq of git revision REV (a worktree of it)")
     opts = parser.parse_args()
-    kinds = KINDS if have_rq() and not opts.no_rq else KINDS[:1]
+    ours = ["geventq"]
+    if opts.baseline:
+        BASE_ROOT["root"] = baseline_tree(opts.baseline)
+        ours.append("base")
+    if opts.logging:
+        ours += [f"{k}+log" for k in ours]
+    kinds = ours + (list(KINDS[1:]) if have_rq() and not opts.no_rq else [])
     # jobs per kind: rq runs one job at a time, so it gets fewer
     if opts.quick:
         opts.runs = 1
@@ -278,21 +322,24 @@ def main() -> None:
     res: dict[str, list] = {}
     with private_redis() as server:
         for run in range(opts.runs):
-            for kind in kinds:
+            # interleaved, and each run in another order: drift on a shared machine
+            # does not favour one kind
+            for kind in kinds[run % len(kinds):] + kinds[:run % len(kinds)]:
                 # quick mode only checks that everything runs: no start-up baseline
                 needs_base = not opts.quick and ("a" in opts.cases or "b" in opts.cases)
                 base = {kind: empty_run(kind, server) if needs_base else _NO_BASE}
+                fam = family(kind)
                 if "a" in opts.cases:
                     res.setdefault(("noop", kind), []).append(
-                        drain(kind, server, noop_n[kind], noop, (), 100, base))
+                        drain(kind, server, noop_n[fam], noop, (), 100, base))
                 if "b" in opts.cases:
                     res.setdefault(("io", kind), []).append(
-                        drain(kind, server, io_n[kind], io_wait, (0.1,), 500, base))
+                        drain(kind, server, io_n[fam], io_wait, (0.1,), 500, base))
                 if "c" in opts.cases:
-                    res.setdefault(("lat", kind), []).append(latency(kind, server, lat_n[kind]))
+                    res.setdefault(("lat", kind), []).append(latency(kind, server, lat_n[fam]))
                 if "d" in opts.cases and kind != "rq-fork":
                     res.setdefault(("rss", kind), []).append(rss_in_flight(
-                        kind, server, rss_n if kind == "geventq" else 1, 0.5 if opts.quick else 3.0))
+                        kind, server, rss_n if fam == "geventq" else 1, 0.5 if opts.quick else 3.0))
             for kind in FLOORS if "c" in opts.cases else ():
                 res.setdefault(("lat", kind), []).append(
                     floor_latency(kind, server, lat_n["geventq"]))
@@ -308,36 +355,40 @@ def report(res, kinds, noop_n, io_n, lat_n, rss_n, runs) -> None:
     done = {case for case, _ in res}
     if "noop" in done:
         simple = _med(res, "noop", "rq-simple", "rate")
-        rows = [[f"{k} ({noop_n[k]} jobs)", _med(res, "noop", k, "rate"),
-                 ratio(_med(res, "noop", k, "rate"), simple), _med(res, "noop", k, "cpu_ms"),
+        quiet = {k: _med(res, "noop", k.removesuffix("+log"), "rate") for k in kinds}
+        rows = [[f"{k} ({noop_n[family(k)]} jobs)", _med(res, "noop", k, "rate"),
+                 ratio(_med(res, "noop", k, "rate"), simple),
+                 ratio(_med(res, "noop", k, "rate"), quiet[k]), _med(res, "noop", k, "cpu_us"),
                  _med(res, "noop", k, "redis_cpu_ms"), _med(res, "noop", k, "rt"),
                  _med(res, "noop", k, "cmds")] for k in kinds]
         print_table(f"(a) no-op jobs drained by one worker process (median of {runs})",
-                    ["worker", "jobs/s", "vs rq-simple", "worker CPU ms/job", "redis CPU ms/job",
+                    ["worker", "jobs/s", "vs rq-simple", "vs quiet", "worker CPU µs/job",
+                     "redis CPU ms/job",
                      "round trips/job", "commands/job"], rows)
     if "io" in done:
         rows = []
         for k in kinds:
-            ideal = 500 / 0.1 if k == "geventq" else 1 / 0.1
+            ideal = 500 / 0.1 if family(k) == "geventq" else 1 / 0.1
             rate = _med(res, "io", k, "rate")
-            rows.append([f"{k} ({io_n[k]} jobs)", rate, ideal, f"{rate / ideal:.0%}",
-                         _med(res, "io", k, "cpu_ms"), _med(res, "io", k, "redis_cpu_ms"),
+            rows.append([f"{k} ({io_n[family(k)]} jobs)", rate, ideal, f"{rate / ideal:.0%}",
+                         _med(res, "io", k, "cpu_us"), _med(res, "io", k, "redis_cpu_ms"),
                          _med(res, "io", k, "rt")])
         print_table("(b) jobs waiting 100 ms on I/O (geventq concurrency 500; rq runs one at a "
-                    "time)", ["worker", "jobs/s", "ideal", "of ideal", "worker CPU ms/job",
+                    "time)", ["worker", "jobs/s", "ideal", "of ideal", "worker CPU µs/job",
                               "redis CPU ms/job", "round trips/job"], rows)
     if "lat" in done:
         rows = []
         for k in (*kinds, *FLOORS):
             samples = res[("lat", k)]
-            rows.append([f"{k} ({lat_n.get(k, lat_n['geventq'])} "
+            rows.append([f"{k} ({lat_n.get(family(k), lat_n['geventq'])} "
                          f"{'echoes' if k in FLOORS else 'jobs'})",
                          median([percentile(s, 50) for s in samples]) * 1000,
                          median([percentile(s, 99) for s in samples]) * 1000])
         print_table("(c) enqueue-to-finish latency, idle worker, one job at a time (ms)",
                     ["worker", "p50", "p99"], rows)
     if "rss" in done:
-        rows = [[f"{k} ({rss_n if k == 'geventq' else 1} in flight)", median(res[("rss", k)])]
+        rows = [[f"{k} ({rss_n if family(k) == 'geventq' else 1} in flight)",
+                 median(res[("rss", k)])]
                 for k in kinds if ("rss", k) in res]
         print_table("(d) worker RSS (MB)", ["worker", "RSS MB"], rows)
 

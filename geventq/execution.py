@@ -37,6 +37,14 @@ ExceptionHandler = Callable[[Job, type, BaseException, Any], Any]
 DeathPenalty = Callable[[Job], ContextManager]
 
 
+def time_limit(timeout: Any) -> float | None:
+    """Seconds a run may take, or None for no limit: a timeout that is not above 0
+    (``-1``, ``0``, None) means no limit. Every worker reads a job's timeout through this."""
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        return timeout
+    return None
+
+
 def no_death_penalty(job: Job) -> ContextManager:
     """For workers that enforce timeouts elsewhere (or not at all)."""
     return contextlib.nullcontext()
@@ -91,22 +99,21 @@ def _execute(job: Job, death_penalty: DeathPenalty = no_death_penalty,
     except ShutdownRequested:
         raise
     except StopRequested:
-        return _log_end(job, Ending(job, "stopped", "stopped: geventq stop was requested"),
-                        started)
+        return _timed(Ending(job, "stopped", "stopped: geventq stop was requested"), started)
     except RateLimited as exc:  # not a failure: end.lua schedules it again (geventq.limits)
-        return _log_end(job, Ending(job, "rate_limited", repr(exc.retry_after)), started)
+        return _timed(Ending(job, "rate_limited", repr(exc.retry_after)), started)
     except BaseException:  # a timeout, sys.exit() in a job: each fails the job
         exc_info = sys.exc_info()
         text = "".join(traceback.format_exception(*exc_info))
         run_exception_handlers(job, exc_info, exception_handlers)
-        ending = _log_end(job, Ending(job, "failed", text), started)
+        ending = _timed(Ending(job, "failed", text), started)
         # logged if it fails; the outcome stands
         run_failure_callback(job, exc_info, death_penalty, job_modules)
         return ending
     ending = Ending(job, "finished", payload)
     if default_result_ttl is not None:
         ending.default_result_ttl = default_result_ttl
-    _log_end(job, ending, started)
+    _timed(ending, started)
     run_success_callback(job, result, death_penalty, job_modules)
     return ending
 
@@ -154,13 +161,8 @@ def run_exception_handlers(job: Job, exc_info: tuple, handlers: Sequence[Excepti
             logger.exception("exception handler %r failed on job %s", handler, job.id)
 
 
-def _log_end(job: Job, ending: Ending, started: float) -> Ending:
-    elapsed = time.monotonic() - started
-    ending.extra["duration"] = f"{elapsed:.6f}"
-    if ending.outcome == "finished":
-        logger.info("job %s %s finished in %.3f s", job.id, job.func_name, elapsed)
-    else:
-        first = ending.payload.strip().splitlines()[-1] if ending.payload else ""
-        logger.info("job %s %s %s after %.3f s: %s", job.id, job.func_name, ending.outcome,
-                    elapsed, first)
+def _timed(ending: Ending, started: float) -> Ending:
+    """The ending with its run's duration (``extra["duration"]``). It is not logged here:
+    the worker logs one line per ended job once the ending is written (``geventq.joblog``)."""
+    ending.extra["duration"] = f"{time.monotonic() - started:.6f}"
     return ending

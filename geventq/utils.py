@@ -233,8 +233,11 @@ def redact_url(text: str | None) -> str | None:
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")
-    text = _URL_CREDENTIALS.sub(r"\1***@", text)
-    return _QUERY_PASSWORD.sub(r"\1***", text)
+    if "://" in text:  # (the searches cost more than these checks: most lines hold neither)
+        text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    if "password=" in text:
+        text = _QUERY_PASSWORD.sub(r"\1***", text)
+    return text
 
 
 def remember_secret(secret: Any) -> None:

@@ -333,12 +333,14 @@ def test_a_job_stopped_before_its_greenlet_ran_ends_stopped_without_running(queu
     worker = GeventWorker(["default"], connection=connection, name="early")
     job = queue.enqueue(jobs_endings.counted_sleep, 0)
     claimed = lifecycle.claim(connection, queue.keys, ["default"], "early", 1)
-    worker._spawn(lifecycle.start(connection, queue.keys, "early", claimed))  # not run yet
-    greenlet = worker._running[job.id]
+    worker.loop.submit(lifecycle.start(connection, queue.keys, "early", claimed))  # not run yet
+    assert list(worker.running()) == [job.id]
     assert worker.stop_job(job.id)
-    greenlet.join(5)
-    assert worker._running == {} and worker._slot_free.is_set()  # its slot came free
-    assert [(e.job.id, e.outcome) for e in worker._endings] == [(job.id, "stopped")]
+    with gevent.Timeout(5):
+        while worker.running():
+            gevent.sleep(0.001)
+    assert worker.loop.slot_free.is_set()  # its slot came free
+    assert [(e.job.id, e.outcome) for e in worker.finisher.pending()] == [(job.id, "stopped")]
     assert jobs_endings.runs(connection, job.id) == 0
     assert not worker.stop_job(job.id)  # it runs here no more
     gevent.sleep(0)
@@ -351,3 +353,86 @@ def test_an_inline_job_failing_with_unencodable_text_is_stored(connection):
     inline = Queue("inline", connection=connection, is_async=False)
     job = inline.enqueue(jobs_endings.raise_surrogate)
     assert job.get_status() == "failed" and "caf\\udcff.csv" in job.exc_info
+
+
+def test_a_stop_heard_between_the_claim_and_the_executor_is_not_lost(queue, connection):
+    # the stop listener may hear `geventq stop` after the claim started the job and before
+    # the loop handed it to an executor: the stop is kept, and the job ends `stopped`
+    # without running, its ending written like any other
+    import gevent
+
+    from geventq.control import send_stop_job_command
+    from geventq.green.worker import GeventWorker
+    from tests import jobs_endings
+
+    worker = GeventWorker(["default"], connection=connection, name="between")
+    job = queue.enqueue(jobs_endings.counted_sleep, 0)
+    claimed = lifecycle.claim(connection, queue.keys, ["default"], "between", 1)
+    jobs_started = lifecycle.start(connection, queue.keys, "between", claimed)
+    send_stop_job_command(connection, job.id)  # the job is `started` in Redis: accepted
+    assert not worker.stop_job(job.id)  # what the listener does with it: not running here yet
+    worker.loop.submit(jobs_started)
+    assert worker.running() == {}  # never given to the executor
+    assert [(e.job.id, e.outcome) for e in worker.finisher.pending()] == [(job.id, "stopped")]
+    worker.finisher.write(worker.finisher.pending())
+    job.refresh()
+    assert job.get_status() == "stopped" and jobs_endings.runs(connection, job.id) == 0
+    gevent.sleep(0)
+
+
+def test_a_kept_stop_expires_and_is_taken_once():
+    from geventq.worker.executors import EarlyStops
+
+    now = [0.0]
+    stops = EarlyStops(memory=30, limit=2, clock=lambda: now[0])
+    stops.remember("a")
+    assert stops.take("a") and not stops.take("a")  # once
+    for job_id in ("b", "c", "d"):
+        stops.remember(job_id)
+    assert not stops.take("b") and stops.take("c")  # the oldest went past the limit
+    now[0] = 30.0
+    assert not stops.take("d")  # expired
+
+
+def test_the_stop_listener_is_subscribed_before_the_first_claim(queue, connection):
+    # the worker's services start before its loop claims anything: a stop published
+    # before the listening greenlet first ran is still heard (it was lost under load)
+    from geventq.green.worker import GeventWorker
+
+    worker = GeventWorker(["default"], connection=connection, name="subscribed")
+    worker.stop_listener.start()
+    try:
+        assert connection.publish(queue.keys.stop_channel(), "early-id") == 1
+        assert worker.stop_listener.poll(timeout=5) == 1
+        assert "early-id" in worker.loop.early_stops  # not running here: kept
+    finally:
+        worker.stop_listener.close()
+
+
+def test_job_log_lines_go_out_as_one_record_when_due(queue, caplog):
+    # one line per ended job, gathered: a record every `interval` s or `limit` lines
+    import logging
+
+    from geventq.worker.joblog import JobLog
+
+    now = [0.0]
+    log = JobLog(interval=0.1, limit=3, clock=lambda: now[0])
+    ok, bad = queue.enqueue(jobs.noop), queue.enqueue(jobs.noop)
+    endings = [Ending(ok, "finished", b"N.", extra={"duration": "0.0012"}),
+               Ending(bad, "failed", "Traceback...\nValueError: boom\n",
+                      extra={"duration": "0.5"})]
+    with caplog.at_level(logging.INFO, logger="geventq.jobs"):
+        log.add(endings)
+        assert not log.due() and log.wait_time() == 0.1
+        now[0] = 0.1
+        assert log.due()
+        log.flush()
+        log.add(endings + endings[:1])  # the limit
+        assert log.due()
+    assert [r.getMessage() for r in caplog.records][0].splitlines() == [
+        f"job {ok.id} tests.jobs.noop finished in 0.001 s",
+        f"job {bad.id} tests.jobs.noop failed after 0.500 s: ValueError: boom"]
+    with caplog.at_level(logging.WARNING, logger="geventq.jobs"):
+        log.flush()
+        log.add(endings)  # nothing is gathered below INFO
+        assert log.wait_time() is None

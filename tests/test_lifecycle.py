@@ -203,8 +203,8 @@ def test_cold_shutdown_requeues_jobs_whose_greenlets_never_ran(queue, connection
     worker = GeventWorker(["default"], connection=connection, name="cold")
     queued = [queue.enqueue(jobs.noop) for _ in range(3)]
     claimed = lifecycle.claim(connection, queue.keys, ["default"], "cold", 3)
-    worker._spawn(lifecycle.start(connection, queue.keys, "cold", claimed))  # not run yet
+    worker.loop.submit(lifecycle.start(connection, queue.keys, "cold", claimed))  # not run yet
     worker.request_stop(cold=True)
-    worker._drain()
+    worker.loop.drain()
     assert sorted(queue.job_ids) == sorted(j.id for j in queued)
-    assert queue.started_job_registry.count == 0 and worker._running == {}
+    assert queue.started_job_registry.count == 0 and worker.running() == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from . import main
 from .options import worker_options
@@ -11,7 +12,7 @@ from .options import worker_options
 
 @main.command("worker")
 @worker_options
-def worker(config: str | None, **values) -> None:
+def worker(config: str | None, **values: Any) -> None:
     """Start a worker on QUEUES (default: default), in priority order."""
     # First thing, before redis, ssl or any user module is imported.
     from ..green.patch import patch
@@ -20,7 +21,7 @@ def worker(config: str | None, **values) -> None:
     # Like `rq worker`: job modules in the current directory are importable.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    from ..worker.runner import run_worker
+    from ..worker.bootstrap import run_worker
     from .options import resolve_settings
 
     sys.exit(run_worker(lambda: resolve_settings(config, values)))

@@ -46,9 +46,10 @@ from gevent.monkey import get_original
 from .. import setting_rules
 from ..callbacks import run_failure_callback
 from ..exceptions import ChildProcessDied, JobTimeoutException, StopRequested
-from ..execution import run_exception_handlers
+from ..execution import run_exception_handlers, time_limit
 from ..job import Job
 from ..lifecycle import Ending
+from .executor import StopRegion
 from .forkchild import CALLBACK, FRAME_HEADER, JOB, REPLY, child_main, encode_frame
 
 logger = logging.getLogger("geventq.worker")
@@ -144,15 +145,16 @@ class ForkPool:
         self._children: dict[int, ChildProcess] = {}  # every child not yet reaped
 
     # -- running one job (in the job's greenlet) --------------------------------
-    def run(self, job: Job) -> Ending:
+    def run(self, job: Job, stop_region: StopRegion) -> Ending:
         """Run ``job`` in a child; ``ShutdownRequested`` and ``GreenletExit`` propagate
-        (the child is killed first, the caller puts the job back on its queue)."""
+        (the child is killed first, the caller puts the job back on its queue).
+        ``stop_region``: the stretch ``geventq stop`` interrupts (the executor's)."""
         with self._slots:
             started = time.monotonic()
             child = None
             try:
                 # geventq stop interrupts this stretch only (not the handlers below)
-                with self.worker.stop_region(job):
+                with stop_region(job):
                     child = self._send(job)
                     reply, why = self._wait(child, job)
             except StopRequested:
@@ -199,7 +201,7 @@ class ForkPool:
 
     def _wait(self, child: ChildProcess, job: Job) -> tuple[tuple | None, str]:
         """(reply, '') or (None, why): 'died', or 'job timeout N' / 'callback timeout N'."""
-        limit = job.timeout if job.timeout and job.timeout > 0 else None
+        limit = time_limit(job.timeout)
         what = f"job timeout {limit}"
         deadline = None if limit is None else time.monotonic() + limit
         while True:
@@ -217,7 +219,8 @@ class ForkPool:
             if kind == CALLBACK:  # the job returned; its callback gets its own time
                 seconds = float(body or 0)
                 what = f"callback timeout {seconds:g}"
-                deadline = None if seconds <= 0 else time.monotonic() + seconds + CALLBACK_GRACE
+                limit = time_limit(seconds)
+                deadline = None if limit is None else time.monotonic() + limit + CALLBACK_GRACE
             elif kind == REPLY:
                 return pickle.loads(body), ""
 

@@ -36,7 +36,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -44,8 +44,14 @@ from .. import lifecycle, scripts
 from ..connection import clone_connection
 from ..defaults import EXIT_HUB_BLOCKED
 from ..endings import Ending
+from ..execution import time_limit
 from ..recording import record_endings
 from ..utils import as_str
+
+if TYPE_CHECKING:
+    from .executor import GreenletExecutor
+    from .finisher import Finisher
+    from .forking import ForkPool
 
 logger = logging.getLogger("geventq.worker")
 
@@ -53,11 +59,15 @@ logger = logging.getLogger("geventq.worker")
 class HubGuard:
     """Subscribes to gevent's ``EventLoopBlocked`` for one worker's hub."""
 
-    def __init__(self, worker: Any, max_blocking_time: float):
+    def __init__(self, worker: Any, executor: GreenletExecutor, finisher: Finisher,
+                 forks: ForkPool | None, max_blocking_time: float):
         if not isinstance(max_blocking_time, (int, float)) or max_blocking_time <= 0:
             raise ValueError(f"max_blocking_time must be a positive number of seconds, "
                              f"got {max_blocking_time!r}")
         self.worker = worker
+        self.executor = executor  # whose running() maps the blocking greenlet to its job
+        self.finisher = finisher  # whose pending() endings are written before the exit
+        self.forks = forks  # whose children are killed before the exit
         self.max_blocking_time = float(max_blocking_time)
         self._pid = os.getpid()
         self._hub: Any = None
@@ -141,26 +151,22 @@ class HubGuard:
             self._stop_worker(job, seconds, total)
 
     def _job_of(self, greenlet: Any) -> Any:
-        for _ in range(3):  # the main thread is stuck, but be safe against a resize
-            try:
-                for running in list(self.worker._running.values()):
-                    if running is greenlet:
-                        return greenlet.args[0]
-                return None
-            except RuntimeError:
-                continue
-        return None
+        return self.executor.job_of(greenlet)
 
     def _forget_ended_jobs(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            for job_id in [i for i in self._blocked if i not in self.worker._running]:
-                del self._blocked[job_id]
+        running = self.executor.running()
+        for job_id in [i for i in self._blocked if i not in running]:
+            del self._blocked[job_id]
 
     def _overran(self, job: Any, moment: float) -> bool:
-        if not job.timeout or job.timeout <= 0:
+        limit = time_limit(job.timeout)
+        if limit is None:
             return False
-        started = job.started_at.timestamp() if job.started_at else self._episode["since"]
-        return moment > started + job.timeout + self.max_blocking_time
+        if job.started_at:
+            started = job.started_at.timestamp()
+        else:
+            started = self._episode["since"] if self._episode else moment
+        return moment > started + limit + self.max_blocking_time
 
     def _redis(self) -> redis.Redis:
         if self._connection is None:  # this thread's own: the main thread's pool is in use
@@ -186,9 +192,8 @@ class HubGuard:
                   f"(--fork-queue {job.origin})")
         logger.critical("%s. Stopping the worker; its other jobs go back on their queues.", reason)
         try:
-            forks = getattr(worker, "_forks", None)
-            if forks is not None:
-                forks.kill_all()  # their jobs are put back below: they must not run on
+            if self.forks is not None:
+                self.forks.kill_all()  # their jobs are put back below: they must not run on
             self._settle(job, reason, total)
         except Exception:
             logger.exception("could not settle the jobs of worker %s; the other workers will "
@@ -203,7 +208,7 @@ class HubGuard:
         worker, conn = self.worker, self._redis()
         in_flight = {as_str(i) for i in conn.smembers(worker.keys.worker_jobs(worker.name))}
         # endings the finisher had not written yet (those it had are out of the set)
-        endings = [e for e in list(worker._endings) + list(worker._writing)
+        endings = [e for e in self.finisher.pending()
                    if e.job.id in in_flight and e.job.id != job.id]
         started = job.started_at.timestamp() if job.started_at else time.time()
         endings.append(Ending(job, "failed", f"geventq.exceptions.JobTimeoutException: {reason}\n",

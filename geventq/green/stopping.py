@@ -1,84 +1,95 @@
-"""``geventq stop JOB_ID`` in a GeventWorker: hearing the request, and stopping the run.
+"""Hearing ``geventq stop JOB_ID`` requests: a greenlet subscribed to the stop channel.
 
-A mixin of :class:`geventq.green.worker.GeventWorker`, which owns the state used
-here (``_running``, ``_stop_requests``, ``_in_stop_region``).
-
-A stop interrupts only the *run* of a job: the call of its function, or the wait
-for the fork child running it (:meth:`StopListener.stop_region`). It is thrown
-into the job's greenlet from the hub, and only if the job is still in that
-stretch when the hub gets to it. So a stop that comes too early (the job's
-greenlet has not begun) makes the job end ``stopped`` without running; one that
-comes too late (its exception handlers or callbacks run) changes nothing. The
-job then always ends once, and its slot always comes free.
+Each request goes to ``stop_job`` (``Loop.stop_job``); how a running job is
+stopped is :mod:`geventq.green.executor`'s business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 import redis
 
-from ..exceptions import StopRequested
-from ..job import Job
+from ..keys import Keys
 from ..recording import RETRY_CAP
 from ..redis_errors import describe
 from ..utils import backoff_delay
+from ..worker.tuning import IDLE_BLOCK
 
 logger = logging.getLogger("geventq.worker")
 
 
 class StopListener:
-    """Runs ``geventq stop JOB_ID`` requests for the jobs that run here."""
+    """Subscribes to the stop channel and passes each job id on, until killed.
 
-    def stop_job(self, job_id: str) -> bool:
-        """Stop one running job of this worker; True if it was running here."""
-        if job_id not in self._running:
-            return False
-        self._stop_requests.add(job_id)
-        if job_id in self._in_stop_region:
-            gevent.get_hub().loop.run_callback(self._deliver_stop, job_id)
-            logger.info("job %s stopped on request", job_id)
-        else:
-            logger.info("job %s: stop requested while it was not running its function (it "
-                        "stops before it begins, or ends as it was ending)", job_id)
-        return True
+    A loop service: ``start()`` subscribes before the worker claims its first job
+    (a stop for that job is then heard, however slow the listening greenlet is to
+    start); ``run()``, the listening greenlet, reads the requests.
+    """
 
-    def _deliver_stop(self, job_id: str) -> None:
-        # the hub runs this: the job's greenlet is parked at a switch, in the stretch or not
-        greenlet = self._in_stop_region.get(job_id)
-        if greenlet is not None:
-            greenlet.throw(StopRequested(f"job {job_id} stopped on request"))
+    def __init__(self, connection: redis.Redis, keys: Keys,
+                 stop_job: Callable[[str], object]) -> None:
+        self.connection, self.keys = connection, keys
+        self.stop_job = stop_job
+        self._pubsub: Any = None
 
-    @contextlib.contextmanager
-    def stop_region(self, job: Job) -> Iterator[None]:
-        """The stretch of a job's run that :meth:`stop_job` interrupts (``StopRequested``)."""
-        if job.id in self._stop_requests:
-            raise StopRequested(f"job {job.id} stopped on request before it began")
-        self._in_stop_region[job.id] = gevent.getcurrent()
+    def start(self) -> None:
+        """Subscribe now (Redis away: ``run()`` subscribes when it comes back)."""
         try:
-            yield
-        finally:
-            del self._in_stop_region[job.id]
+            self._subscribe()
+        except redis.RedisError:
+            self.close()
 
-    def _listen_for_stops(self) -> None:
-        attempt = 0
+    def stop(self) -> None:
+        pass  # the greenlet is killed; it closes its subscription
+
+    def poll(self, timeout: float) -> int:
+        """Pass on the stop requests that came (waiting up to ``timeout`` s for the
+        first); how many. Subscribes first if needed; Redis errors raise."""
+        if self._pubsub is None:
+            self._subscribe()
+        heard = 0
+        deadline = time.monotonic() + timeout
         while True:
-            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self.keys.stop_channel())
-                attempt = 0
-                for message in pubsub.listen():
-                    data = message.get("data")
-                    if isinstance(data, bytes):  # any bytes: an id that is not UTF-8 runs nowhere
-                        self.stop_job(data.decode(errors="replace"))
-            except redis.RedisError as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap=RETRY_CAP)
-                logger.warning("listening for stop requests failed (%s); retrying in %.1f s",
-                               describe(exc), delay)
-                gevent.sleep(delay)
-            finally:
-                pubsub.close()
+            left = 0.0 if heard else max(0.0, deadline - time.monotonic())
+            message = self._pubsub.get_message(timeout=left)
+            if message is None:  # nothing, or a reply to the subscription (ignored)
+                if heard or left <= 0:
+                    return heard
+                continue
+            data = message.get("data")
+            if isinstance(data, bytes):  # any bytes: an id that is not UTF-8 runs nowhere
+                self.stop_job(data.decode(errors="replace"))
+                heard += 1
+
+    def run(self) -> None:
+        """The listening greenlet's body: reconnects with back-off when Redis is away."""
+        attempt = 0
+        try:
+            while True:
+                try:
+                    self.poll(timeout=IDLE_BLOCK)
+                    attempt = 0
+                except redis.RedisError as exc:
+                    self.close()
+                    attempt += 1
+                    delay = backoff_delay(attempt, cap=RETRY_CAP)
+                    logger.warning("listening for stop requests failed (%s); retrying in "
+                                   "%.1f s", describe(exc), delay)
+                    gevent.sleep(delay)
+        finally:
+            self.close()
+
+    def _subscribe(self) -> None:
+        self._pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self.keys.stop_channel())
+
+    def close(self) -> None:
+        """Drop the subscription (``poll`` subscribes again)."""
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            pubsub.close()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import gevent
 
 from ..exceptions import JobTimeoutException
+from ..execution import time_limit
 from ..job import Job
 
 
 def gevent_death_penalty(job: Job) -> gevent.Timeout:
     """A Timeout raising ``JobTimeoutException`` after the job's timeout (none for -1)."""
-    seconds = job.timeout if job.timeout and job.timeout > 0 else None
-    return gevent.Timeout(seconds, JobTimeoutException(
+    return gevent.Timeout(time_limit(job.timeout), JobTimeoutException(
         f"job {job.id} ({job.func_name}) exceeded its timeout of {job.timeout} s"))

@@ -90,7 +90,7 @@ class Worker:
         if not self.queues:
             raise ValueError("a worker needs at least one queue")
         self.queue_names = [q.name for q in self.queues]
-        self.hostname = socket.gethostname()
+        self.hostname: str | None = socket.gethostname()
         self.pid = os.getpid()
         self.name = check_worker_name(name or f"{self.hostname}.{self.pid}.{uuid.uuid4().hex[:6]}")
         self.key = self.keys.worker(self.name)
@@ -140,7 +140,7 @@ class Worker:
             raise ValueError(f"a worker named {self.name!r} is already registered and alive")
         stamp = now()
         self.birth_date = to_datetime(stamp)
-        mapping = {"name": self.name, "hostname": self.hostname, "pid": self.pid,
+        mapping: dict[Any, Any] = {"name": self.name, "hostname": self.hostname, "pid": self.pid,
                    "queues": ",".join(self.queue_names), "state": WorkerState.IDLE,
                    "birth": repr(stamp), "heartbeat": repr(stamp), "version": VERSION,
                    "successful": 0, "failed": 0, "working_time": 0,
@@ -164,7 +164,8 @@ class Worker:
     def heartbeat(self, connection: redis.Redis | None = None, **fields: Any) -> None:
         """Prove this worker is alive (and update fields such as its state)."""
         pipe = (connection or self.connection).pipeline(transaction=True)
-        pipe.hset(self.key, mapping={"heartbeat": repr(now()), **fields})
+        mapping: dict[Any, Any] = {"heartbeat": repr(now()), **fields}
+        pipe.hset(self.key, mapping=mapping)
         pipe.expire(self.key, self.worker_ttl)
         # back in the set if Redis lost it or a recoverer took a slow worker for dead
         pipe.sadd(self.keys.workers, self.name)

@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import random
 import signal
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 from ..connection import pulse_endpoint
 from ..pulse import frame
+from ..utils import backoff_delay
 
 logger = logging.getLogger("geventq.worker")
 
@@ -211,7 +211,8 @@ class Liveness:
     def _run(self) -> None:
         try:
             failures = 0
-            while self._pause(self.interval if not failures else self._backoff(failures)):
+            while self._pause(self.interval if not failures else
+                              backoff_delay(failures, base=0.5, cap=self.interval)):
                 with self._lock:
                     if self._stopped:
                         break
@@ -246,9 +247,6 @@ class Liveness:
         except Exception as exc:  # Redis away: keep trying, back off with jitter
             logger.warning("heartbeat failed (%s); retrying", type(exc).__name__)
             return failures + 1
-
-    def _backoff(self, failures: int) -> float:
-        return min(self.interval, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.5, 1)
 
     def _pause(self, seconds: float) -> bool:
         """Sleep in short steps so ``stop()`` is prompt; False once stopped."""

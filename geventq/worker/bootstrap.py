@@ -1,4 +1,4 @@
-"""Building and running a worker from settings (what ``geventq worker`` does)."""
+"""The worker process bootstrap: settings, logging, Redis, then the worker (``geventq worker``)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from ..defaults import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from ..exceptions import ConfigError
 from ..setting_rules import check_settings, logging_level
 from ..utils import (
-    RedactingFormatter,
     backoff_delay,
     import_attribute,
     redact_url,
     remember_settings_secrets,
 )
+from .joblog import JobLinesFormatter
 
 logger = logging.getLogger("geventq.worker")
 
@@ -54,28 +54,35 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
             print(f"geventq worker: Redis at {describe_connection(connection)} is a node of a Redis "
                   "Cluster: start the worker with --cluster (REDIS_CLUSTER = True)", file=sys.stderr)
             return EXIT_BOOT_ERROR
-        try:
-            worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
-            break
-        except redis.AuthenticationError as exc:
-            print(f"geventq worker: Redis refused the credentials: {redact_url(str(exc))}",
+        code = _work(worker, settings, no_wait)
+        if code is not None:
+            return code
+
+
+def _work(worker: Any, settings: dict, no_wait: bool) -> int | None:
+    """Run the worker once: its exit code, or None to wait for Redis and start it again."""
+    try:
+        worker.work(burst=bool(settings.get("BURST")), max_jobs=settings.get("MAX_JOBS"))
+        return EXIT_OK
+    except redis.AuthenticationError as exc:
+        print(f"geventq worker: Redis refused the credentials: {redact_url(str(exc))}",
+              file=sys.stderr)
+        return EXIT_BOOT_ERROR
+    except ConfigError as exc:  # found at start: Redis may evict keys (geventq.eviction)
+        print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
+        return EXIT_BOOT_ERROR
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # only registering talks to Redis outside the worker's own retries
+        if no_wait:
+            print(f"geventq worker: lost Redis while starting: {redact_url(str(exc))}",
                   file=sys.stderr)
-            return EXIT_BOOT_ERROR
-        except ConfigError as exc:  # found at start: Redis may evict keys (geventq.eviction)
-            print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
-            return EXIT_BOOT_ERROR
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            # only registering talks to Redis outside the worker's own retries
-            if no_wait:
-                print(f"geventq worker: lost Redis while starting: {redact_url(str(exc))}",
-                      file=sys.stderr)
-                return EXIT_FAILURE
-            logger.warning("lost Redis while starting (%s); waiting for it again",
-                           redact_url(str(exc)))
-        except Exception:
-            logger.exception("worker %s crashed", worker.name)
             return EXIT_FAILURE
-    return EXIT_OK
+        logger.warning("lost Redis while starting (%s); waiting for it again",
+                       redact_url(str(exc)))
+        return None
+    except Exception:
+        logger.exception("worker %s crashed", worker.name)
+        return EXIT_FAILURE
 
 
 def touch_heartbeat_file(interval: float = 1.0) -> None:
@@ -105,7 +112,7 @@ def setup_logging(level: str) -> None:
     """One line per record on stderr, at the configured level, passwords hidden."""
     numeric = logging.getLevelName(logging_level(level))
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JobLinesFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler])
 
 
@@ -127,7 +134,7 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
     dsn = settings.get("SENTRY_DSN")
     if dsn:
         handlers.append(sentry_handler(dsn))
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         queues=settings.get("QUEUES") or ["default"], connection=connection,
         name=settings.get("NAME"), job_class=settings.get("JOB_CLASS"),
         queue_class=settings.get("QUEUE_CLASS"), exception_handlers=handlers,
@@ -182,7 +189,7 @@ def sentry_handler(dsn: str) -> Callable:
                           "pip install 'geventq[sentry]'") from None
     sentry_sdk.init(dsn=dsn)
 
-    def report(job, exc_type, exc_value, tb):
+    def report(job: Any, exc_type: type, exc_value: BaseException, tb: Any) -> None:
         with sentry_sdk.push_scope() as scope:
             scope.set_tag("geventq.job_id", job.id)
             scope.set_tag("geventq.func", job.func_name)
