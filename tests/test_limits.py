@@ -264,3 +264,40 @@ def test_info_shows_limit_keys_with_running_and_parked_jobs(connection, redis_ur
     line = next(line for line in out.splitlines() if line.strip().startswith("api "))
     assert "concurrency 1, 10 per 1 s" in line and "running=1" in line and "parked=2" in line
     assert "\x1b" not in out and "bad\\x1b[31m" in out
+
+
+def test_each_queued_limited_job_is_in_exactly_one_place(connection):
+    """A queued job of a limit key is in its queue, or parked under its key, or claimed:
+    never two of those, never none, through claims, endings and un-parking."""
+    q = Queue("q", connection=connection)
+    limit = Limit("k", concurrency=2)
+    batch = [q.enqueue(jobs.noop, limit=limit) for _ in range(8)]
+
+    def places(job_id):
+        found = set()
+        if connection.lpos(KEYS.queue("q"), job_id) is not None:
+            found.add("queue")
+        if connection.lpos(KEYS.limit_parked("k"), job_id) is not None:
+            found.add("parked")
+        if connection.zscore(KEYS.registry("started", "q"), job_id) is not None:
+            found.add("claimed")
+        return found
+
+    def check():
+        for job in batch:
+            status = connection.hget(job.key, "status").decode()
+            where = places(job.id)
+            if status == "queued":
+                assert len(where) == 1, (job.id, where)
+            else:
+                assert "queue" not in where and "parked" not in where, (job.id, status, where)
+
+    check()
+    running = claim(connection, 3)
+    check()
+    while running:
+        end(connection, running.pop())
+        check()
+        running += claim(connection, 3)
+        check()
+    assert all(connection.hget(j.key, "status") == b"finished" for j in batch)
