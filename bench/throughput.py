@@ -292,6 +292,17 @@ def rss_in_flight(kind: str, server, in_flight: int, hold: float = 3.0) -> float
 
 
 # -- the run ---------------------------------------------------------------------------------------
+def worker_kinds(opts) -> list[str]:
+    """The kinds this run drains: this tree's, the baseline's, each with logging, rq's."""
+    ours = ["geventq"]
+    if opts.baseline:
+        BASE_ROOT["root"] = baseline_tree(opts.baseline)
+        ours.append("base")
+    if opts.logging:
+        ours += [f"{k}+log" for k in ours]
+    return ours + (list(KINDS[1:]) if have_rq() and not opts.no_rq else [])
+
+
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--cases", default="abcd", help="which of (a)-(d) to run, e.g. 'ac'")
@@ -300,13 +311,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV",
                         help="also run the geventq of git revision REV (a worktree of it)")
     opts = parser.parse_args()
-    ours = ["geventq"]
-    if opts.baseline:
-        BASE_ROOT["root"] = baseline_tree(opts.baseline)
-        ours.append("base")
-    if opts.logging:
-        ours += [f"{k}+log" for k in ours]
-    kinds = ours + (list(KINDS[1:]) if have_rq() and not opts.no_rq else [])
+    kinds = worker_kinds(opts)
     # jobs per kind: rq runs one job at a time, so it gets fewer
     if opts.quick:
         opts.runs = 1

@@ -336,3 +336,31 @@ def test_job_fetch_after_worker(queue, start_worker):
     fetched = Job.fetch(job.id, connection=queue.connection)
     assert fetched.result == 21 and fetched.worker_name
     assert fetched.started_at <= fetched.ended_at
+
+
+_SIGNALLED_AT_REGISTER = """
+import os, signal, sys
+import redis
+from geventq import SimpleWorker
+
+class Signalled(SimpleWorker):
+    def register(self, **fields):
+        super().register(**fields)
+        os.kill(os.getpid(), signal.SIGTERM)  # as soon as others can see it
+
+conn = redis.Redis.from_url(os.environ["REDIS_URL"])
+Signalled(["default"], connection=conn, name="signalled").work()
+print("stopped warmly")
+"""
+
+
+def test_a_signal_right_after_registering_stops_the_worker_warmly(connection, redis_url):
+    import subprocess
+    import sys
+
+    from tests.conftest import worker_env
+
+    proc = subprocess.run([sys.executable, "-c", _SIGNALLED_AT_REGISTER], env=worker_env(redis_url),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "stopped warmly" in proc.stdout, proc.stderr
+    assert not Worker.all(connection=connection)  # it unregistered

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 
@@ -68,9 +69,9 @@ class GreenletExecutor:
                 continue
         return {}
 
-    def job_of(self, greenlet: object) -> Job | None:
+    def job_of(self, greenlet: Any) -> Job | None:
         """The job ``greenlet`` runs, if it runs one of ours (safe from another thread)."""
-        return self._jobs.get(greenlet)  # type: ignore[call-overload]
+        return self._jobs.get(greenlet)
 
     def interrupt(self) -> None:
         pass  # greenlets are killed by stop(), once the loop has ended

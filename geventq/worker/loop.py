@@ -88,13 +88,17 @@ class Loop:
     def run(self, burst: bool = False, max_jobs: int | None = None, **fields: Any) -> bool:
         """Register (``fields`` go to the worker's hash), run until stopped (or, in burst
         mode, until the queues are empty, or ``max_jobs`` jobs), then unregister.
-
-        Returns True when at least one job was claimed.
-        """
+        Returns True when at least one job was claimed."""
         worker = self.worker
-        worker.register(**fields)
+        # caught before the worker shows as registered: a SIGTERM to a visible worker stops it
         undo = [self.runtime.on_signal(signum, self.on_signal)
-                for signum in (signal.SIGTERM, signal.SIGINT)]  # the worker is registered
+                for signum in (signal.SIGTERM, signal.SIGINT)]
+        try:
+            worker.register(**fields)
+        except BaseException:
+            for restore in undo:
+                restore()
+            raise
         recovery = DeadWorkerRecovery(worker.connection, worker.keys, worker.name,
                                       worker.heartbeat_interval, worker.max_abandoned_requeues)
         handles: list[Any] = []
