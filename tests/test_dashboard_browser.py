@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -149,6 +151,22 @@ def test_the_overview_updates_without_reloading(page, dashboard_url, connection)
     assert page.evaluate("window.__same_page") is True
 
 
+def test_the_job_page_shows_progress_live(page, dashboard_url, connection, redis_url, start_worker):
+    q = Queue("progress", connection=connection)
+    job = q.enqueue("tests.jobs_progress.steps", [30, 60], gate_key="gate", redis_url=redis_url)
+    start_worker("progress")
+    wait_for(lambda: job.get_status() == "started", timeout=20, message="the worker to start the job")
+    page.goto(dashboard_url + f"jobs/{job.id}")
+    page.evaluate("window.__same_page = true")
+    assert "not reported" in page.inner_text("#job-progress")
+    connection.rpush("gate", 1)  # the job reports 30%
+    page.wait_for_function("document.getElementById('job-progress').textContent.includes('30% step 30')")
+    assert page.evaluate("window.__same_page") is True  # updated in place
+    connection.rpush("gate", 1)  # 60%, then it finishes: the page reloads with its result
+    page.wait_for_function("document.getElementById('job-status').textContent === 'finished'")
+    assert "60% step 60" in page.inner_text("#job-progress")
+
+
 def _cell(queue: str, cls: str) -> str:
     """JS: the text of the overview's cell ``cls`` in the row of ``queue``."""
     return (f"[...document.querySelectorAll('#queues tbody tr')].filter(r => "
@@ -196,3 +214,17 @@ def test_screenshot_of_the_overview(page, dashboard_url, connection, start_worke
     with open(path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     worker.kill()  # its jobs are left to the next test's flush
+
+
+def test_without_chromium_the_browser_tests_fail_with_one_line_saying_what_to_install(tmp_path):
+    """Run as a user without Chromium would: they must fail, never skip or pass."""
+    env = dict(os.environ, GEVENTQ_CHROMIUM=str(tmp_path / "no-chromium-here"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
+         "tests/test_dashboard_browser.py", "-k", "hostile_text"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=50)
+    assert done.returncode == 1, done.stdout[-2000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert "1 error" in summary and "passed" not in summary and "skipped" not in summary, summary
+    assert (f"the browser tests need Chromium at {tmp_path / 'no-chromium-here'}: install Debian's "
+            "package (apt-get install chromium)") in done.stdout

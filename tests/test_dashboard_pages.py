@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import html
+import os
 import pickle
 import re
 import time
@@ -125,6 +127,19 @@ def test_stop_is_offered_for_a_running_job_only(client, connection):
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert ">Stop</button>" in page and ">Requeue</button>" not in page
     assert f'data-live-job="/api/jobs/{job.id}"' in page  # polled until it ends
+
+
+def test_the_job_page_and_api_show_the_progress_a_running_job_reported(client, connection):
+    q = Queue(connection=connection)
+    job = q.enqueue("tests.jobs.noop")
+    lifecycle.claim_and_start(connection, q.keys, ["default"], "some-worker", 1)
+    assert "not reported" in client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert job.set_progress(100 / 3, "<b>step</b> 2 of 6")
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert '<progress max="100" value="33.3"></progress> 33.3% &lt;b&gt;step&lt;/b&gt; 2 of 6' in page
+    progress = client.get(f"/api/jobs/{job.id}").get_json()["progress"]
+    assert progress["percent"] == pytest.approx(33.333, abs=0.001)
+    assert progress["message"] == "<b>step</b> 2 of 6" and progress["at"] > 0
 
 
 def test_hostile_arguments_and_exception_text_are_shown_as_text(client, connection):
@@ -263,3 +278,15 @@ def test_a_key_of_the_wrong_type_gets_an_error_page_not_a_crash(client, connecti
     reply = client.get("/queues/default")
     assert reply.status_code == 502 and "WRONGTYPE" in reply.get_data(as_text=True)
     assert client.get("/").status_code == 200  # the overview reads it as no queues
+
+
+def test_the_pages_load_nothing_from_another_host():
+    """It works offline: no template, script or stylesheet names another host (no CDN)."""
+    root = os.path.join(os.path.dirname(__file__), "..", "geventq", "dashboard")
+    files = glob.glob(os.path.join(root, "templates", "**", "*.html"), recursive=True) + \
+        glob.glob(os.path.join(root, "static", "*"))
+    assert len(files) >= 8
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        assert not re.search(r"https?:|(src|href|action)=[\"']//|url\(\s*[\"']?//|@import", text), path

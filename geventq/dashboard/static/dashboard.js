@@ -107,8 +107,9 @@
     }
     const progress = document.getElementById("job-progress");
     if (progress && job.progress) {
-      progress.replaceChildren(el("progress", null, { max: "100", value: String(job.progress.percent) }),
-        document.createTextNode(" " + job.progress.percent + "% " + (job.progress.message || "")));
+      const percent = String(Number(Number(job.progress.percent).toFixed(1)));  // as job.html shows it
+      progress.replaceChildren(el("progress", null, { max: "100", value: percent }),
+        document.createTextNode(" " + percent + "% " + (job.progress.message || "")));
     }
     return true;
   }
