@@ -46,6 +46,11 @@ class Keys:
         """List of the ids ``Queue.empty()`` moved aside and has not deleted yet."""
         return f"{self.prefix}emptying:{name}"
 
+    @property
+    def paused(self) -> str:
+        """Set of the names of paused queues: workers claim nothing from them."""
+        return self.prefix + "paused"
+
     def registry(self, kind: str, queue: str) -> str:
         """Sorted set of job ids of one registry of one queue."""
         return f"{self.prefix}{kind}:{queue}"

@@ -67,8 +67,8 @@ def _claim_call(keys: Keys, queue_names: Sequence[str], worker_name: str,
     for name in queue_names:
         script_keys += [keys.queue(name), keys.registry("started", name), keys.expiring(name),
                         keys.wake(name)]
-    script_keys.append(keys.worker_jobs(worker_name))
-    return script_keys, [len(queue_names), count, repr(now()), peek]
+    script_keys += [keys.worker_jobs(worker_name), keys.paused]  # paused: geventq.flow
+    return script_keys, [len(queue_names), count, repr(now()), peek, *queue_names]
 
 
 def _claimed(queue_names: Sequence[str], flat: list) -> list[tuple[str, str]]:

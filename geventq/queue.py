@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from . import enqueueing, scripts
+from . import enqueueing, flow, scripts
 from .callables import check_importable_from_worker
 from .callbacks import callback_fields
 from .connection import resolve_connection_and_keys
@@ -390,6 +390,21 @@ class Queue:
         connection, keys = resolve_connection_and_keys(connection, keys, prefix)
         names, _ = stored_queue_names(connection, keys)
         return [cls(n, connection=connection, keys=keys, serializer=serializer) for n in names]
+
+    # -- pausing (geventq.flow) ------------------------------------------------
+    def pause(self) -> None:
+        """Workers start no job from this queue until :meth:`unpause` (running ones
+        finish; enqueueing goes on). Stored in Redis: it outlives worker restarts."""
+        flow.pause(self.connection, self.keys, self.name)
+
+    def unpause(self) -> None:
+        """Let workers take this queue's jobs again (idle ones are woken at once)."""
+        flow.unpause(self.connection, self.keys, self.name)
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether the queue is paused (read fresh from Redis)."""
+        return flow.is_paused(self.connection, self.keys, self.name)
 
     # -- registries --------------------------------------------------------
     @property

@@ -6,8 +6,8 @@ its state, queues, pool, slots (busy/free), hub-blocked count and current jobs;
 the pools those workers belong to; and whether workers are suspended. The
 dashboard's overview, ``geventq info --json`` and the metrics exporter share it.
 
-Cost: round trip 1 reads the sets of queue and worker names and the suspend flag
-(3 commands); round trip 2 sends :data:`QUEUE_COMMANDS` commands per queue and
+Cost: round trip 1 reads the sets of queue and worker names, the suspend flag and
+the set of paused queues (4 commands); round trip 2 sends :data:`QUEUE_COMMANDS` commands per queue and
 :data:`WORKER_COMMANDS` per worker, each O(1) or O(log N) in the size of a
 registry (counts are ``ZCARD``/``ZCOUNT``, never a scan). It only reads: expired
 entries of the registries scored by expiry are left out by score, not trimmed.
@@ -41,13 +41,9 @@ WORKER_COMMANDS = 3  # HGETALL, SCARD and SRANDMEMBER of its in-flight set
 
 
 def pause_supported() -> bool:
-    """Whether queues can be paused yet (``Queue.pause``/``unpause``/``is_paused``, issue 14).
-
-    Until they can, every queue reads as not paused and the dashboard shows no
-    Pause/Unpause buttons. Where pausing lands: return True here, and read each
-    queue's pause flag in :func:`_queue_commands` / :func:`_queue_stats`.
-    """
-    return False
+    """Whether queues can be paused (``Queue.pause``/``unpause``/``is_paused``, issue 14):
+    they can, and each queue's ``paused`` is read from the paused set (see geventq.flow)."""
+    return True
 
 
 @dataclass
@@ -147,11 +143,13 @@ def take_snapshot(connection: redis.Redis, keys: Keys, queue_names: Iterable[str
         pipe.smembers(keys.queues)
     pipe.smembers(keys.workers)
     pipe.exists(keys.suspended)
+    pipe.smembers(keys.paused)
     first = pipe.execute(raise_on_error=False)
     commands = len(first)
     if wanted is None:
         wanted = _names(first.pop(0))
     worker_names, suspended = _names(first[0]), reply_int(first[1]) > 0
+    paused = set(_names(first[2]))
     truncated = len(wanted) > MAX_QUEUES or len(worker_names) > MAX_WORKERS
     wanted, worker_names = wanted[:MAX_QUEUES], worker_names[:MAX_WORKERS]
 
@@ -176,6 +174,8 @@ def take_snapshot(connection: redis.Redis, keys: Keys, queue_names: Iterable[str
         commands += sent
         round_trips += 2
     queues = [_queue_stats(name, r, stamp) for name, r in zip(wanted, queue_replies)]
+    for queue in queues:
+        queue.paused = queue.name in paused
     offset = len(wanted) * QUEUE_COMMANDS
     workers = []
     for i, name in enumerate(worker_names):

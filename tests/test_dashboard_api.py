@@ -94,11 +94,13 @@ def test_job_actions_through_the_api(client, connection):
     assert client.post(f"/api/jobs/{failed}/delete", json={}).status_code == 404
 
 
-def test_pause_is_not_offered_until_queues_can_pause(client, connection):
-    Queue(connection=connection).enqueue("tests.jobs.noop")
-    assert client.post("/api/queues/default/pause", json={}).status_code == 404
-    page = client.get("/queues/default").get_data(as_text=True)
-    assert ">Pause<" not in page and ">Unpause<" not in page
+def test_pause_and_unpause_through_the_api(client, connection):
+    q = Queue(connection=connection)
+    q.enqueue("tests.jobs.noop")
+    assert client.post("/api/queues/default/pause", json={}).status_code == 200
+    assert q.is_paused
+    assert client.post("/api/queues/default/unpause", json={}).status_code == 200
+    assert not q.is_paused
 
 
 def test_a_form_post_needs_the_csrf_token_of_the_page(client, connection):

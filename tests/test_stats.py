@@ -116,8 +116,11 @@ def test_suspended_flag_and_pause_seam(connection):
     assert take_snapshot(connection, Keys()).suspended is False
     suspend(connection)
     assert take_snapshot(connection, Keys()).suspended is True
-    # pausing queues comes with issue 14; until then nothing reads as paused
-    assert pause_supported() is False
+    # pausing queues (issue 14): the snapshot reads the paused set
+    assert pause_supported() is True
+    Queue("low", connection=connection).pause()
+    snapshot = take_snapshot(connection, Keys())
+    assert snapshot.queue("low").paused is True
 
 
 def test_garbage_in_redis_is_survived(connection):
@@ -171,7 +174,7 @@ def test_100_queues_and_50_workers_take_two_round_trips_and_a_fixed_number_of_co
     sent = _commands_processed(connection) - before - 1  # less the INFO that read `before`
     assert len(snapshot.queues) == 100 and len(snapshot.workers) == 50
     assert snapshot.round_trips == 2
-    assert snapshot.commands == sent == 3 + 100 * QUEUE_COMMANDS + 50 * WORKER_COMMANDS
+    assert snapshot.commands == sent == 4 + 100 * QUEUE_COMMANDS + 50 * WORKER_COMMANDS
     assert snapshot.queue("q042").failed == 10 and snapshot.queue("q042").queued == 20
     assert elapsed < 1.0, f"a snapshot of 100 queues and 50 workers took {elapsed:.3f} s"
 

@@ -1,4 +1,5 @@
-"""``geventq info``, ``empty``, ``requeue``, ``suspend``, ``resume``, ``stop``, ``recover``."""
+"""``geventq info``, ``empty``, ``requeue``, ``suspend``, ``resume``, ``pause``, ``unpause``,
+``stop``, ``recover``."""
 
 from __future__ import annotations
 
@@ -151,6 +152,30 @@ def resume(ctx: Context) -> None:
 
     do_resume(ctx.connection, ctx.keys)
     click.echo("workers resumed")
+
+
+@click.argument("queues", nargs=-1, required=True)
+@command("pause")
+def pause(ctx: Context, queues: tuple[str, ...]) -> None:
+    """Workers start no job from QUEUES until unpaused (running ones finish)."""
+    from ..queue import Queue
+
+    targets = [Queue(name, connection=ctx.connection, keys=ctx.keys) for name in queues]
+    for queue in targets:  # every name checked before the first is paused
+        queue.pause()
+        click.echo(f"queue {queue.name} paused")
+
+
+@click.argument("queues", nargs=-1, required=True)
+@command("unpause")
+def unpause(ctx: Context, queues: tuple[str, ...]) -> None:
+    """Workers take jobs from QUEUES again."""
+    from ..queue import Queue
+
+    targets = [Queue(name, connection=ctx.connection, keys=ctx.keys) for name in queues]
+    for queue in targets:
+        queue.unpause()
+        click.echo(f"queue {queue.name} unpaused")
 
 
 @click.argument("job_ids", nargs=-1, required=True)

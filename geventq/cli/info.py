@@ -31,7 +31,8 @@ def render_info(connection: redis.Redis, keys: Keys, queue_names: list[str]) -> 
             lines.append(f"<cannot read {keys.queues}: {exc}>")
         queues = [Queue(n, connection=connection, keys=keys) for n in names]
     lines.insert(0, f"{len(queues)} queue(s)")
-    lines += [_queue_line(q) for q in queues]
+    paused = _paused(connection, keys)
+    lines += [_queue_line(q) + ("  PAUSED" if q.name in paused else "") for q in queues]
     lines += [f"  <invalid queue name {raw!r}>" for raw in invalid]
     lines += _worker_lines(connection, keys, queue_names)
     try:
@@ -53,6 +54,16 @@ def _queue_line(queue) -> str:
     except redis.ResponseError as exc:  # one of its keys holds another type
         return f"  {printable(queue.name):<20} <cannot read: {exc}>"
     return f"  {printable(queue.name):<20} " + "  ".join(counts)
+
+
+def _paused(connection: redis.Redis, keys: Keys) -> set[str]:
+    """The paused queues' names (a paused set of another type reads as none)."""
+    from ..flow import paused_names
+
+    try:
+        return paused_names(connection, keys)
+    except redis.ResponseError:
+        return set()
 
 
 def _worker_lines(connection: redis.Redis, keys: Keys, queue_names: list[str]) -> list[str]:

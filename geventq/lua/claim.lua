@@ -2,8 +2,12 @@
 -- in this one step, from its queue into the queue's started registry and the
 -- worker's in-flight set: at no instant is it in neither.
 -- KEYS: per queue i (ARGV[1] of them): queue, started registry, expiring, wake; then
---       the worker's in-flight set
--- ARGV: 1 number of queues, 2 how many to claim, 3 now, 4 how many to peek at (optional)
+--       the worker's in-flight set, then the set of paused queue names (optional)
+-- ARGV: 1 number of queues, 2 how many to claim, 3 now, 4 how many to peek at (optional),
+--       5 .. 4 + ARGV[1]: the queue names (with the paused set)
+-- A paused queue is skipped: nothing claimed from it, nothing peeked at, and its wake
+-- token deleted (idle workers must not wake for it again and again; enqueueing pushes a
+-- token, unpausing pushes one when the queue holds jobs).
 -- Returns two flat lists of queue index (0-based), job id, queue index, job id, ...:
 -- the claimed jobs, and the next ARGV[4] ids the queues hold after the claim, in the
 -- order a claim would take them (read only: the worker sends their guarded start along
@@ -22,6 +26,7 @@ local now_n = tonumber(now)
 local peek = tonumber(ARGV[4] or '0')
 local peeked = {}
 local in_flight = KEYS[4 * n + 1]
+local paused_key = KEYS[4 * n + 2]
 local claimed = {}
 local cut_short = 0
 
@@ -81,8 +86,21 @@ local function take_skipping_expired(i, queue, started, expiring, wanted)
   return got, dropped >= DROP_BUDGET
 end
 
-for i = 0, n - 1 do
-  local queue, started, expiring, wake = KEYS[4 * i + 1], KEYS[4 * i + 2], KEYS[4 * i + 3], KEYS[4 * i + 4]
+-- one SCARD when nothing is paused (nearly always); a paused set of another type (not
+-- written by geventq) reads as empty rather than stopping every claim
+local some_paused = false
+if paused_key then
+  local count = redis.pcall('SCARD', paused_key)
+  some_paused = type(count) == 'number' and count > 0
+end
+
+local function is_paused(i)
+  return some_paused and ARGV[5 + i] ~= nil
+    and redis.call('SISMEMBER', paused_key, ARGV[5 + i]) == 1
+end
+
+-- claim from queue i (not paused), keep its wake token true, peek at what it holds next
+local function serve(i, queue, started, expiring, wake)
   if want > 0 then
     if redis.call('ZCOUNT', expiring, '-inf', now) > 0 then
       local got, out_of_budget = take_skipping_expired(i, queue, started, expiring, want)
@@ -112,6 +130,15 @@ for i = 0, n - 1 do
       peeked[#peeked + 1] = i
       peeked[#peeked + 1] = id
     end
+  end
+end
+
+for i = 0, n - 1 do
+  local queue, started, expiring, wake = KEYS[4 * i + 1], KEYS[4 * i + 2], KEYS[4 * i + 3], KEYS[4 * i + 4]
+  if is_paused(i) then
+    redis.call('DEL', wake)  -- claimed from again once unpaused (unpause.lua pushes a token)
+  else
+    serve(i, queue, started, expiring, wake)
   end
 end
 return {claimed, peeked, cut_short}

@@ -54,8 +54,6 @@ def queue_families(snapshot: Snapshot) -> Iterator:
         for state in QUEUE_STATES:
             jobs.add_metric([queue.name, state], getattr(queue, state))
         oldest.add_metric([queue.name], queue.oldest_job_age)
-        # TODO(lead, issue 14): stats reads every queue as not paused until pausing lands
-        # (geventq.stats.pause_supported); this gauge follows QueueStats.paused from then on
         paused.add_metric([queue.name], 1 if queue.paused else 0)
     return [jobs, oldest, paused]
 
