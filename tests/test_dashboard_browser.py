@@ -167,6 +167,27 @@ def test_the_job_page_shows_progress_live(page, dashboard_url, connection, redis
     assert "60% step 60" in page.inner_text("#job-progress")
 
 
+def test_pause_stops_a_real_worker_taking_the_queue_and_unpause_lets_it_drain(
+        page, dashboard_url, connection, start_worker):
+    paced, other = Queue("paced", connection=connection), Queue("other", connection=connection)
+    start_worker("paced", "other")  # takes "paced" first whenever it may
+    assert paced.enqueue("tests.jobs.add", 1, 1).wait(timeout=20) == 2  # the worker is working
+    page.goto(dashboard_url + "queues/paced")
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.wait_for_url("**done=paused")
+    assert page.inner_text("#queue-paused") == "paused"
+    held = [paced.enqueue("tests.jobs.add", n, n) for n in range(5)]
+    # the worker has claimed since: it ran a job enqueued after the held ones, and left them
+    assert other.enqueue("tests.jobs.add", 2, 2).wait(timeout=20) == 4
+    assert [job.get_status() for job in held] == ["queued"] * 5
+    page.get_by_role("button", name="Unpause", exact=True).click()
+    page.wait_for_url("**done=unpaused")
+    assert page.locator("#queue-paused").count() == 0
+    wait_for(lambda: all(job.get_status() == "finished" for job in held), timeout=20,
+             message="the unpaused queue to drain")
+    assert paced.count == 0 and [job.return_value() for job in held] == [0, 2, 4, 6, 8]
+
+
 def _cell(queue: str, cls: str) -> str:
     """JS: the text of the overview's cell ``cls`` in the row of ``queue``."""
     return (f"[...document.querySelectorAll('#queues tbody tr')].filter(r => "

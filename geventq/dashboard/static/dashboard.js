@@ -71,7 +71,7 @@
       cells.push(cell(q.queued ? duration(q.oldest_job_age) : ""));
       cells.push(cell(rate(q.finished_per_minute), "rate finished"));
       cells.push(cell(rate(q.failed_per_minute), "rate failed" + (q.failed_per_minute ? " nonzero" : "")));
-      cells.push(cell(q.paused ? "yes" : "no", "paused"));
+      cells.push(cell(q.paused ? "yes" : "no", q.paused ? "paused yes" : "paused"));
       return cells;
     }), "no queues yet", 12);
     fillBody("#pools", data.pools.map(p => [
