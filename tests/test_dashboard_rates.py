@@ -11,7 +11,6 @@ from geventq import Queue, SimpleWorker
 from geventq.dashboard import create_app
 from geventq.dashboard.config import EXTENSION
 from geventq.dashboard.rates import QueueRates, ended_counts
-from geventq.metrics.reading import JobMetrics
 
 pytest.importorskip("flask", reason="the dashboard needs Flask (the test extra installs it)")
 
@@ -81,11 +80,10 @@ def test_a_counter_that_goes_down_starts_the_readings_again():
 
 
 def test_ended_counts_adds_up_functions_and_counts_timeouts_as_failures():
-    metrics = JobMetrics(jobs={("a", "f", "finished"): 3, ("a", "g", "finished"): 4,
-                               ("a", "f", "failed"): 1, ("a", "f", "timed_out"): 2,
-                               ("a", "f", "retried"): 7, ("a", "f", "stopped"): 5,
-                               ("a", "f", "rate_limited"): 6, ("b", "f", "retried"): 1})
-    assert ended_counts(metrics) == {"a": (7.0, 3.0)}
+    jobs = {("a", "f", "finished"): 3, ("a", "g", "finished"): 4, ("a", "f", "failed"): 1,
+            ("a", "f", "timed_out"): 2, ("a", "f", "retried"): 7, ("a", "f", "stopped"): 5,
+            ("a", "f", "rate_limited"): 6, ("b", "f", "retried"): 1}
+    assert ended_counts(jobs) == {"a": (7.0, 3.0)}
 
 
 def test_bad_window_arguments_are_refused():
@@ -132,3 +130,23 @@ def test_the_overview_and_its_api_show_rates_of_jobs_a_worker_ended(app_and_cloc
     assert '<td class="rate finished">43</td>' in row  # (3 + 40) jobs in 60 s
     assert '<td class="rate failed nonzero">1</td>' in row
     assert "finished/min" in page and "failed/min" in page
+
+
+def test_garbage_counters_never_break_the_overview(app_and_clock, connection):
+    app, clock = app_and_clock
+    client = app.test_client()
+    keys = Queue("rated", connection=connection).keys
+    Queue("rated", connection=connection).enqueue("tests.jobs.noop")
+    connection.hset(keys.metrics_jobs, mapping={"not json": 5, '["rated", "f"]': 1,
+                                                '["rated", "f", "finished"]': "lots",
+                                                '["rated", "f", "failed"]': -3,
+                                                '["rated", "f", "finished", 1]': 9})
+    assert client.get("/api/overview").status_code == 200
+    clock.now += 10
+    [queue] = client.get("/api/overview").get_json()["queues"]
+    assert (queue["finished_per_minute"], queue["failed_per_minute"]) == (0.0, 0.0)
+    connection.delete(keys.metrics_jobs)
+    connection.set(keys.metrics_jobs, "not a hash")
+    clock.now += 10
+    assert client.get("/").status_code == 200
+    assert client.get("/api/overview").status_code == 200

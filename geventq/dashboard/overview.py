@@ -1,7 +1,7 @@
 """What the overview page and ``GET /api/overview`` show: the snapshot and the queues' rates.
 
-Cost: :func:`geventq.stats.take_snapshot` (two round trips), then one more for
-the workers' job counters (:func:`geventq.metrics.reading.read_job_metrics`),
+Cost: :func:`geventq.stats.take_snapshot` (two round trips), then one HGETALL for
+the workers' job counters (:func:`geventq.metrics.reading.read_job_counts`),
 from which :class:`~geventq.dashboard.rates.QueueRates` derives jobs per minute.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..metrics.reading import read_job_metrics
+from ..metrics.reading import read_job_counts
 from ..stats import Snapshot, take_snapshot
 from .config import DashboardConfig
 from .rates import Rates, ended_counts
@@ -18,8 +18,8 @@ from .rates import Rates, ended_counts
 def read_overview(config: DashboardConfig) -> tuple[Snapshot, Rates]:
     """The snapshot of every queue and worker, and each queue's finished/failed per minute."""
     snapshot = take_snapshot(config.connection, config.keys)
-    metrics = read_job_metrics(config.connection, config.keys)
-    rates = config.rates.update(ended_counts(metrics), [queue.name for queue in snapshot.queues])
+    counts = ended_counts(read_job_counts(config.connection, config.keys))
+    rates = config.rates.update(counts, [queue.name for queue in snapshot.queues])
     return snapshot, rates
 
 

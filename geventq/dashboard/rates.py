@@ -22,8 +22,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ..metrics.reading import JobMetrics
-
 WINDOW = 60.0  # seconds of readings a rate covers, once the process has watched that long
 MIN_SPAN = 1.0  # seconds two readings must be apart to give a rate
 FINISHED_OUTCOMES = frozenset({"finished"})
@@ -32,10 +30,11 @@ FAILED_OUTCOMES = frozenset({"failed", "timed_out"})
 Counts = dict[str, tuple[float, float]]  # queue -> (finished, failed) jobs, ever
 
 
-def ended_counts(metrics: JobMetrics) -> Counts:
-    """Per queue, the (finished, failed) jobs the counters hold, summed over functions."""
+def ended_counts(jobs: Mapping[tuple[str, str, str], float]) -> Counts:
+    """Per queue, the (finished, failed) jobs of the counters ``jobs`` ((queue, function,
+    outcome) -> jobs: :func:`geventq.metrics.reading.read_job_counts`), summed over functions."""
     counts: dict[str, list[float]] = {}
-    for (queue, _function, outcome), value in metrics.jobs.items():
+    for (queue, _function, outcome), value in jobs.items():
         if outcome in FINISHED_OUTCOMES:
             counts.setdefault(queue, [0.0, 0.0])[0] += value
         elif outcome in FAILED_OUTCOMES:
