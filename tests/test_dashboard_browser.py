@@ -219,16 +219,27 @@ def test_screenshot_of_the_overview(page, dashboard_url, connection, start_worke
     make_failed(connection, 3, queue="reports", message="report source unavailable")
     for _ in range(12):
         emails.enqueue("tests.jobs.sleep", 30)
-    for n in range(4):
-        reports.enqueue("tests.jobs.add", n, n)
     reports.enqueue_in(3600, "tests.jobs.noop")
+    exports = Queue("exports", connection=connection)
+    for n in range(2):
+        exports.enqueue("tests.jobs.add", n, n)
+    exports.pause()
     worker = start_worker("emails", "--concurrency", "8", "--name", "mail-1.host-a",
                           env_extra={"GEVENTQ_POOL": "mailers"})
     wait_for(lambda: emails.started_job_registry.count == 8, timeout=20,
              message="the worker to take 8 jobs")
     page.goto(dashboard_url)
-    page.wait_for_function("document.getElementById('live-status').textContent.includes('updated')")
+    # jobs end while the page is open: the next live update shows their rates
+    for n in range(30):
+        reports.enqueue("tests.jobs.add", n, n)
+    reports.enqueue("tests.jobs.fail", "report source unavailable")
+    SimpleWorker([reports], connection=connection).work(burst=True)
+    for n in range(4):
+        reports.enqueue("tests.jobs.add", n, n)
+    page.wait_for_function(f"{_cell('reports', 'rate.finished')} !== '0' && "
+                           f"{_cell('reports', 'rate.finished')} !== '\u2014'")
     assert "mail-1.host-a" in page.inner_text("#workers")
+    assert page.evaluate(_cell("exports", "paused")) == "yes"
     target_dir = os.environ.get("GEVENTQ_SCREENSHOTS")
     path = os.path.join(ROOT, target_dir, "dashboard.png") if target_dir else str(tmp_path / "o.png")
     page.screenshot(path=path, full_page=True)
