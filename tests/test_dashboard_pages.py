@@ -53,6 +53,39 @@ def test_overview_shows_queues_workers_and_pools(client, connection, monkeypatch
     assert "Redis 127.0.0.1:" in page
 
 
+def test_the_overview_shows_hub_blocked_current_jobs_and_how_long_the_head_waited(
+        client, connection, register):
+    q = Queue("emails", connection=connection)
+    head = q.enqueue("tests.jobs.noop")
+    connection.hset(head.key, "enqueued_at", repr(time.time() - 125))  # waited about 2 minutes
+    running = [q.enqueue("tests.jobs.noop") for _ in range(3)]
+    worker = SimpleWorker(["emails"], connection=connection, name="mailer-2")
+    register(worker, concurrency=10, mode="gevent")
+    connection.lrem(q.key, 1, head.id)  # the head stays waiting while the worker claims the rest
+    lifecycle.claim(connection, worker.keys, ["emails"], "mailer-2", 3)
+    connection.lpush(q.key, head.id)
+    connection.hincrby(worker.key, "hub_blocked", 7)
+
+    page = client.get("/").get_data(as_text=True)
+    row = re.search(r'<a href="/queues/emails">emails</a>.*?</tr>', page, re.S).group(0)
+    assert re.search(r"<td>2m [5-9]s</td>", row), row  # the oldest job's wait
+    workers = page[page.index('id="workers"'):]
+    for job in running:  # each current job links to its page
+        assert f'<a href="/jobs/{job.id}">{job.id}</a>' in workers
+    assert "<td>7</td>" in workers  # hub blocked
+    pools = page[page.index('id="pools"'):page.index('id="workers"')]
+    assert "<td>1</td><td>3</td><td>7</td><td>7</td>" in pools  # workers, busy, free, hub blocked
+
+
+def test_arguments_are_shown_as_a_bounded_repr(client, connection):
+    job = Queue(connection=connection).enqueue("tests.jobs.echo", "x" * 50_000, list(range(5000)))
+    data = client.get(f"/api/jobs/{job.id}").get_json()
+    assert len(data["args"]) <= 2100
+    assert data["args"].startswith("('xxx") and "..." in data["args"]
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "x" * 400 not in page
+
+
 def test_a_registry_is_paged_newest_first(client, connection):
     ids = make_failed(connection, 45)
     first = client.get("/queues/default/failed?page_size=20").get_data(as_text=True)
