@@ -6,8 +6,12 @@ reads its own jobs and nothing else). Then, through `geventq dashboard` served
 as users serve it (a real process, real HTTP, basic auth), each request is
 timed from the client: the first page, the last page, a search (which scans
 the newest 1,000 entries) and the overview. Redis commands per request come
-from `INFO stats`. Last, "Requeue all" (`POST /api/queues/<q>/failed/requeue {}`)
-on M real failed jobs (default 20,000) gives the requeue rate.
+from `INFO stats`. Then the overview's rates: with the job counters of Q queues
+x F functions (default 100 x 10) in Redis, as workers leave them, the overview
+and `/api/overview` (which read the counters to derive finished/min and
+failed/min) against `/api/queues` (which does not), interleaved. Last, "Requeue
+all" (`POST /api/queues/<q>/failed/requeue {}`) on M real failed jobs (default
+20,000) gives the requeue rate.
 
     python bench/dashboard.py            # 1,000,000 entries, 20,000 to requeue, 5 runs
     python bench/dashboard.py --quick    # 10,000 entries: only checks it works
@@ -15,6 +19,7 @@ on M real failed jobs (default 20,000) gives the requeue rate.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -33,6 +38,7 @@ from _common import (  # first: it puts the repository on sys.path
 )
 
 from geventq.keys import Keys  # noqa: E402
+from geventq.metrics.counting import BUCKETS  # noqa: E402
 
 AUTH = ("bench", "bench-password")
 PAGE = 50
@@ -107,6 +113,39 @@ def timed_get(session, conn, url: str, runs: int) -> tuple[float, int]:
     return median(times), commands
 
 
+def fill_counters(conn, queues: int, functions: int) -> None:
+    """The metric hashes of ``queues`` x ``functions`` that finished and failed jobs, with
+    their duration histograms: what workers leave after running them (metrics_count.lua)."""
+    keys = Keys()
+    names = [f"q{i:03d}" for i in range(queues)]
+    conn.sadd(keys.queues, *names)
+    for queue in names:
+        jobs, durations = {}, {}
+        for f in range(functions):
+            func = f"app.tasks.function_{f}"
+            for outcome, count in (("finished", 1000 + f), ("failed", f)):
+                jobs[json.dumps([queue, func, outcome])] = count
+            for field in [repr(b) for b in BUCKETS] + ["+Inf", "count", "sum"]:
+                durations[json.dumps([queue, func, field])] = 7
+        conn.hset(keys.metrics_jobs, mapping=jobs)
+        conn.hset(keys.metrics_durations, mapping=durations)
+
+
+def rates_cost(session, conn, url: str, runs: int) -> list[tuple[str, float, int]]:
+    """(request, median ms, commands) of the requests with and without the rates,
+    interleaved run by run so that the machine's noise falls on all of them."""
+    paths = [("overview (rates)", ""), ("GET /api/overview (rates)", "api/overview"),
+             ("GET /api/queues (no rates)", "api/queues")]
+    times: dict[str, list[float]] = {label: [] for label, _ in paths}
+    commands: dict[str, int] = {}
+    for _ in range(runs):
+        for label, path in paths:
+            ms, sent = timed_get(session, conn, url + path, 1)
+            times[label].append(ms)
+            commands[label] = sent
+    return [(label, median(times[label]), commands[label]) for label, _ in paths]
+
+
 def requeue_rate(session, conn, url: str, m: int) -> float:
     key = Keys().registry("failed", "requeue")
     for first in range(1, m + 1, 1000):
@@ -125,8 +164,11 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--requeue", type=int, default=20_000)
+    parser.add_argument("--queues", type=int, default=100, help="queues with job counters")
+    parser.add_argument("--functions", type=int, default=10, help="functions per queue")
     args = parser.parse_args()
     n, m, runs = (10_000, 200, 1) if args.quick else (args.entries, args.requeue, max(args.runs, 5))
+    queues, functions = (5, 2) if args.quick else (args.queues, args.functions)
     with private_redis() as server:
         conn = connect(server)
         start = time.perf_counter()
@@ -147,6 +189,10 @@ def main() -> None:
             print_table(f"dashboard requests on a failed registry of {n:,} jobs "
                         f"(median of {runs}, HTTP through `geventq dashboard`)",
                         ["request", "ms", "Redis commands"], rows)
+            fill_counters(conn, queues, functions)
+            print_table(f"the overview's rates: {queues} more queues x {functions} functions of "
+                        f"job counters (median of {runs}, interleaved)",
+                        ["request", "ms", "Redis commands"], rates_cost(session, conn, url, runs))
             rate = requeue_rate(session, conn, url, m)
             print(f"\nRequeue all: {m:,} failed jobs requeued at {rate:,.0f} jobs/s "
                   f"(one POST /api/queues/<q>/failed/requeue)")

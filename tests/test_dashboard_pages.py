@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import html
+import os
 import pickle
 import re
 import time
@@ -49,6 +51,39 @@ def test_overview_shows_queues_workers_and_pools(client, connection, monkeypatch
     assert "1 / 49" in page  # busy / free slots
     assert 'data-live-overview="/api/overview"' in page  # the JS polls this
     assert "Redis 127.0.0.1:" in page
+
+
+def test_the_overview_shows_hub_blocked_current_jobs_and_how_long_the_head_waited(
+        client, connection, register):
+    q = Queue("emails", connection=connection)
+    head = q.enqueue("tests.jobs.noop")
+    connection.hset(head.key, "enqueued_at", repr(time.time() - 125))  # waited about 2 minutes
+    running = [q.enqueue("tests.jobs.noop") for _ in range(3)]
+    worker = SimpleWorker(["emails"], connection=connection, name="mailer-2")
+    register(worker, concurrency=10, mode="gevent")
+    connection.lrem(q.key, 1, head.id)  # the head stays waiting while the worker claims the rest
+    lifecycle.claim(connection, worker.keys, ["emails"], "mailer-2", 3)
+    connection.lpush(q.key, head.id)
+    connection.hincrby(worker.key, "hub_blocked", 7)
+
+    page = client.get("/").get_data(as_text=True)
+    row = re.search(r'<a href="/queues/emails">emails</a>.*?</tr>', page, re.S).group(0)
+    assert re.search(r"<td>2m [5-9]s</td>", row), row  # the oldest job's wait
+    workers = page[page.index('id="workers"'):]
+    for job in running:  # each current job links to its page
+        assert f'<a href="/jobs/{job.id}">{job.id}</a>' in workers
+    assert "<td>7</td>" in workers  # hub blocked
+    pools = page[page.index('id="pools"'):page.index('id="workers"')]
+    assert "<td>1</td><td>3</td><td>7</td><td>7</td>" in pools  # workers, busy, free, hub blocked
+
+
+def test_arguments_are_shown_as_a_bounded_repr(client, connection):
+    job = Queue(connection=connection).enqueue("tests.jobs.echo", "x" * 50_000, list(range(5000)))
+    data = client.get(f"/api/jobs/{job.id}").get_json()
+    assert len(data["args"]) <= 2100
+    assert data["args"].startswith("('xxx") and "..." in data["args"]
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "x" * 400 not in page
 
 
 def test_a_registry_is_paged_newest_first(client, connection):
@@ -125,6 +160,19 @@ def test_stop_is_offered_for_a_running_job_only(client, connection):
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert ">Stop</button>" in page and ">Requeue</button>" not in page
     assert f'data-live-job="/api/jobs/{job.id}"' in page  # polled until it ends
+
+
+def test_the_job_page_and_api_show_the_progress_a_running_job_reported(client, connection):
+    q = Queue(connection=connection)
+    job = q.enqueue("tests.jobs.noop")
+    lifecycle.claim_and_start(connection, q.keys, ["default"], "some-worker", 1)
+    assert "not reported" in client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert job.set_progress(100 / 3, "<b>step</b> 2 of 6")
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert '<progress max="100" value="33.3"></progress> 33.3% &lt;b&gt;step&lt;/b&gt; 2 of 6' in page
+    progress = client.get(f"/api/jobs/{job.id}").get_json()["progress"]
+    assert progress["percent"] == pytest.approx(33.333, abs=0.001)
+    assert progress["message"] == "<b>step</b> 2 of 6" and progress["at"] > 0
 
 
 def test_hostile_arguments_and_exception_text_are_shown_as_text(client, connection):
@@ -263,3 +311,15 @@ def test_a_key_of_the_wrong_type_gets_an_error_page_not_a_crash(client, connecti
     reply = client.get("/queues/default")
     assert reply.status_code == 502 and "WRONGTYPE" in reply.get_data(as_text=True)
     assert client.get("/").status_code == 200  # the overview reads it as no queues
+
+
+def test_the_pages_load_nothing_from_another_host():
+    """It works offline: no template, script or stylesheet names another host (no CDN)."""
+    root = os.path.join(os.path.dirname(__file__), "..", "geventq", "dashboard")
+    files = glob.glob(os.path.join(root, "templates", "**", "*.html"), recursive=True) + \
+        glob.glob(os.path.join(root, "static", "*"))
+    assert len(files) >= 8
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        assert not re.search(r"https?:|(src|href|action)=[\"']//|url\(\s*[\"']?//|@import", text), path

@@ -1,4 +1,4 @@
-"""What the dashboard's buttons do: requeue, delete, stop a job; requeue failed jobs; pause.
+"""What the dashboard's buttons do: requeue, delete, stop a job; requeue failed jobs; pause a queue.
 
 Each action goes through the library's own state transitions (one Lua script
 per job). Failures a user can cause (the job is gone, or not in a state that
@@ -14,7 +14,7 @@ from ..exceptions import DeserializationError, InvalidJobOperation, NoSuchJobErr
 from ..job import Job
 from ..queue import Queue
 from ..registry import FailedJobRegistry
-from ..stats import pause_supported, reply_text
+from ..stats import reply_text
 from ..utils import now
 from .config import DashboardConfig
 from .listing import JobList
@@ -94,9 +94,8 @@ def _live_ids(config: DashboardConfig, key: str) -> Iterator[str]:
 
 
 def set_paused(config: DashboardConfig, queue: str, paused: bool) -> None:
-    """Pause or unpause a queue (issue 14)."""
-    if not pause_supported():
-        raise ActionError("pausing queues is not available in this version", 404)
+    """Pause or unpause a queue: while paused, workers start none of its jobs (running
+    ones finish, enqueueing goes on). Pausing a paused queue changes nothing."""
     target = Queue(queue, connection=config.connection, keys=config.keys)
     if paused:
         target.pause()

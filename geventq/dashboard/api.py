@@ -17,6 +17,7 @@ from . import actions
 from .config import DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
+from .overview import overview_dict, read_overview
 from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
 
 MAX_IDS = 10_000  # ids one requeue request may name
@@ -32,9 +33,9 @@ def api_queues() -> Response:
 
 @blueprint.get("/api/overview")
 def api_overview() -> Response:
-    """Queues, workers, pools and the suspend flag: what the overview page polls."""
-    config = current_config()
-    return jsonify(take_snapshot(config.connection, config.keys).as_dict())
+    """Queues (with their rates), workers, pools and the suspend flag: what the overview
+    page polls."""
+    return jsonify(overview_dict(*read_overview(current_config())))
 
 
 @blueprint.get("/api/queues/<name>/<source>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from ..connection import describe_connection, resolve_connection_and_keys
 from ..keys import Keys
 from .display import SafeLoader
+from .rates import QueueRates
 
 EXTENSION = "geventq.dashboard"
 DEFAULT_PAGE_SIZE = 50
@@ -28,6 +29,7 @@ class DashboardConfig:
     read_only: bool = False
     page_size: int = DEFAULT_PAGE_SIZE
     search_limit: int = DEFAULT_SEARCH_LIMIT
+    rates: QueueRates = field(default_factory=QueueRates)  # this process's counter readings
 
     @property
     def redis_description(self) -> str:

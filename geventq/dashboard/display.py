@@ -200,3 +200,12 @@ def show_duration(seconds: float | None) -> str:
              (whole % 60, "s")]
     shown = [f"{n}{unit}" for n, unit in parts if n]
     return " ".join(shown[:2])
+
+
+def show_rate(per_minute: float | None) -> str:
+    """Jobs per minute: ``0``, ``2.5``, ``1,240``; an em dash while not measured yet."""
+    if per_minute is None:
+        return "\u2014"
+    if per_minute < 10:
+        return f"{per_minute:.1f}".removesuffix(".0")
+    return f"{round(per_minute):,}"

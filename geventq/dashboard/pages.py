@@ -12,6 +12,7 @@ from . import actions
 from .config import PAGE_SIZES, DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
+from .overview import read_overview
 from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
 
 REGISTRIES = tuple(s for s in SOURCES if s != "queued")
@@ -31,9 +32,8 @@ def _notice() -> str:
 
 @blueprint.get("/")
 def overview() -> str:
-    config = current_config()
-    snapshot = take_snapshot(config.connection, config.keys)
-    return render_template("geventq_dashboard/overview.html", snapshot=snapshot,
+    snapshot, rates = read_overview(current_config())
+    return render_template("geventq_dashboard/overview.html", snapshot=snapshot, rates=rates,
                            states=QUEUE_STATES)
 
 

@@ -10,9 +10,8 @@ import re
 import redis
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 
-from ..stats import pause_supported
 from .config import PAGE_SIZES, DashboardConfig, current_config
-from .display import show_duration, show_time
+from .display import show_duration, show_rate, show_time
 from .security import add_security_headers, csrf_token, refusal_of_post, set_csrf_cookie
 
 blueprint = Blueprint("geventq_dashboard", __name__, template_folder="templates",
@@ -96,5 +95,5 @@ def redis_unavailable(exc: redis.RedisError) -> Response:
 def template_helpers() -> dict:
     config = current_config()
     return {"csrf_token": csrf_token, "show_time": show_time, "show_duration": show_duration,
-            "read_only": config.read_only, "redis_description": config.redis_description,
-            "pause_supported": pause_supported()}
+            "show_rate": show_rate, "read_only": config.read_only,
+            "redis_description": config.redis_description}

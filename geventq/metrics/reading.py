@@ -47,6 +47,17 @@ def read_job_metrics(connection: redis.Redis, keys: Keys) -> JobMetrics:
     return found
 
 
+def read_job_counts(connection: redis.Redis, keys: Keys) -> dict[tuple[str, str, str], float]:
+    """Only the jobs per (queue, function, outcome): one HGETALL, without the duration
+    histograms (which hold three times as many fields). Garbage fields are skipped, and
+    a key of another type reads as empty."""
+    try:
+        reply = connection.hgetall(keys.metrics_jobs)
+    except redis.ResponseError:  # WRONGTYPE: whoever wrote it, the counters are unreadable
+        return {}
+    return dict(_entries(reply))
+
+
 def _entries(reply: object) -> Iterator[tuple[tuple[str, str, str], float]]:
     if not isinstance(reply, dict):
         return

@@ -18,6 +18,11 @@
   function queueUrl(name) { return root + "queues/" + encodeURIComponent(name); }
   function jobUrl(id) { return root + "jobs/" + encodeURIComponent(id); }
   function number(n) { return Number(n || 0).toLocaleString("en-US"); }
+  function rate(perMinute) {  // jobs per minute, as show_rate() in display.py
+    if (perMinute === null || perMinute === undefined) return "\u2014";
+    if (perMinute < 10) return String(Number(perMinute.toFixed(1)));
+    return number(Math.round(perMinute));
+  }
   function duration(seconds) {
     if (!seconds) return "";
     if (seconds < 60) return seconds < 10 ? seconds.toFixed(2) + " s" : Math.round(seconds) + " s";
@@ -64,9 +69,11 @@
         cells.push(cell(content, state + (q[state] ? " nonzero" : "")));
       }
       cells.push(cell(q.queued ? duration(q.oldest_job_age) : ""));
-      cells.push(cell(q.paused ? "yes" : "no"));
+      cells.push(cell(rate(q.finished_per_minute), "rate finished"));
+      cells.push(cell(rate(q.failed_per_minute), "rate failed" + (q.failed_per_minute ? " nonzero" : "")));
+      cells.push(cell(q.paused ? "yes" : "no", q.paused ? "paused yes" : "paused"));
       return cells;
-    }), "no queues yet", 10);
+    }), "no queues yet", 12);
     fillBody("#pools", data.pools.map(p => [
       cell(p.name || "(no pool)", "name"), cell(p.workers), cell(p.busy), cell(p.free), cell(p.hub_blocked),
     ]), "no workers", 5);
@@ -100,8 +107,9 @@
     }
     const progress = document.getElementById("job-progress");
     if (progress && job.progress) {
-      progress.replaceChildren(el("progress", null, { max: "100", value: String(job.progress.percent) }),
-        document.createTextNode(" " + job.progress.percent + "% " + (job.progress.message || "")));
+      const percent = String(Number(Number(job.progress.percent).toFixed(1)));  // as job.html shows it
+      progress.replaceChildren(el("progress", null, { max: "100", value: percent }),
+        document.createTextNode(" " + percent + "% " + (job.progress.message || "")));
     }
     return true;
   }
