@@ -125,7 +125,7 @@ def quietly_read(read) -> set[str]:
 
 
 @pytest.mark.chaos
-@pytest.mark.timeout(900 if LONG else 120)
+@pytest.mark.timeout(900 if LONG else 180)
 def test_chaos_sigkill_redis_restart_client_kill_fork_and_gevent_no_job_lost(start_worker,
                                                                            tmp_path):
     scale = SCALE
@@ -166,7 +166,7 @@ def test_chaos_sigkill_redis_restart_client_kill_fork_and_gevent_no_job_lost(sta
             time.sleep(rng.uniform(0.2, 0.6))  # a random moment for the next disruption
         for action, _ in plan:  # the jobs ended early: the planned disruptions still happen
             getattr(chaos, action)(connection)
-        wait_for(quietly(lambda: ended() >= len(ids)), timeout=300 if LONG else 60,
+        wait_for(quietly(lambda: ended() >= len(ids)), timeout=300 if LONG else 120,
                  message=f"all {len(ids)} jobs ended")
         elapsed = time.monotonic() - began
 
