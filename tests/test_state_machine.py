@@ -64,6 +64,7 @@ class JobLives(RuleBasedStateMachine):
         self.ids: list[str] = []
         self.may_be_gone: set[str] = set()
         self.held: list = []  # jobs the holder has started
+        self.parents: list[str] = []  # ids some job was enqueued to depend on
         STATS["examples"] += 1
 
     @initialize()
@@ -106,6 +107,34 @@ class JobLives(RuleBasedStateMachine):
         except REFUSED:  # a parent deleted or expired
             return
         self.ids.append(job.id)
+        self.parents += [p for p in parent_ids if p not in self.parents]
+
+    @rule(queue=st.sampled_from(QUEUES), fails=st.booleans(), allow_failure=st.booleans(),
+          children=st.integers(1, 3))
+    def enqueue_family(self, queue, fails, allow_failure, children) -> None:
+        """A parent and its children at once (a family is rare by chance alone)."""
+        parent = self.queues[queue].enqueue("tests.jobs.fail" if fails else "tests.jobs.echo", "p")
+        self.ids.append(parent.id)
+        self.parents.append(parent.id)
+        for i in range(children):
+            child = self.queues[QUEUES[i % 2]].enqueue(
+                "tests.jobs.echo", "c", depends_on=Dependency([parent.id], allow_failure))
+            self.ids.append(child.id)
+
+    @precondition(lambda self: self.parents)
+    @rule(index=picks, action=st.sampled_from(["cancel", "delete", "requeue"]))
+    def act_on_a_parent(self, index, action) -> None:
+        """Cancel, delete or requeue a job others depend on (rarer by chance alone)."""
+        job_id = self.parents[-1 - index % len(self.parents)]
+        if action == "delete":
+            self.may_be_gone.add(job_id)
+        job = self.queues[QUEUES[0]].fetch_job(job_id)
+        if job is None:
+            return
+        try:
+            getattr(job, action)()
+        except REFUSED:  # ended (cancel), not ended (requeue)
+            pass
 
     @rule(queue=st.sampled_from(QUEUES), seconds=st.integers(1, 3600))
     def enqueue_in(self, queue, seconds) -> None:
@@ -220,7 +249,7 @@ def test_job_lives_keep_the_invariants(connection):
     began = time.monotonic()
     run = JobLives.TestCase
     run.settings = settings(
-        max_examples=300 if FUZZ else 25, stateful_step_count=50 if FUZZ else 30,
+        max_examples=300 if FUZZ else 20, stateful_step_count=50 if FUZZ else 25,
         deadline=None, database=None, print_blob=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                HealthCheck.filter_too_much])
