@@ -149,7 +149,9 @@ class JobLives(RuleBasedStateMachine):
     @precondition(lambda self: self.ids)
     @rule(index=picks)
     def cancel(self, index) -> None:
-        job_id = self.pick(index)
+        self.cancel_id(self.pick(index))
+
+    def cancel_id(self, job_id: str) -> None:
         try:
             self.queues[QUEUES[0]].fetch_job(job_id).cancel()
         except (AttributeError, *REFUSED):  # gone, or ended
@@ -178,7 +180,9 @@ class JobLives(RuleBasedStateMachine):
     @precondition(lambda self: self.ids)
     @rule(index=picks)
     def stop(self, index) -> None:
-        job_id = self.pick(index)
+        self.stop_id(self.pick(index))
+
+    def stop_id(self, job_id: str) -> None:
         try:
             send_stop_job_command(self.conn, job_id)
         except REFUSED:  # not running
@@ -210,6 +214,9 @@ class JobLives(RuleBasedStateMachine):
     @rule(count=st.integers(1, 3))
     def holder_claims(self, count) -> None:
         claim = claim_and_start(self.conn, KEYS, list(QUEUES), HOLDER, count)
+        if not claim.jobs:  # queues empty: a job of its own, so that jobs get held often
+            self.enqueue(QUEUES[0], False, None, None)
+            claim = claim_and_start(self.conn, KEYS, list(QUEUES), HOLDER, count)
         STATS["holder_claims"] += len(claim.jobs)
         self.held += claim.jobs
 
@@ -224,6 +231,16 @@ class JobLives(RuleBasedStateMachine):
     @rule(index=picks, outcome=st.sampled_from(["finished", "failed", "stopped"]))
     def holder_ends(self, index, outcome) -> None:
         self.end_one(self.held[index % len(self.held)], outcome)
+
+    @precondition(lambda self: self.held)
+    @rule(index=picks, action=st.sampled_from(["cancel", "stop"]))
+    def act_on_a_held_job(self, index, action) -> None:
+        """Cancel or stop a job the holder has started (rarer by chance alone)."""
+        job_id = self.held[index % len(self.held)].id
+        if action == "cancel":
+            self.cancel_id(job_id)
+        else:
+            self.stop_id(job_id)
 
     @precondition(lambda self: self.held)
     @rule()
