@@ -2,11 +2,12 @@
 #   make demo   - create .venv, install geventq, run the README demo
 #   make test   - create .venv, install geventq with test extras, run the tests
 #   make fuzz   - the property-based tests with many more examples (minutes)
+#   make chaos  - the chaos test at its long scale (workers killed, Redis restarted; minutes)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test fuzz lint bench redis-server chromium screenshots clean
+.PHONY: demo test fuzz chaos lint bench redis-server chromium screenshots clean
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ test: $(VENV)/.installed redis-server chromium
 fuzz: $(VENV)/.installed redis-server
 	GEVENTQ_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider -m hypothesis \
 	  -o timeout=3600 --hypothesis-show-statistics
+
+# The chaos test (tests/test_chaos.py) at its long scale; the suite runs its short scale.
+chaos: $(VENV)/.installed redis-server
+	GEVENTQ_CHAOS=long $(PY) -m pytest -q -p no:cacheprovider -s -m chaos -o timeout=1200
 
 # docs/dashboard.png, taken by the browser tests
 screenshots: $(VENV)/.installed redis-server chromium

@@ -14,6 +14,12 @@ Every worker writes its endings through :func:`record_until_taken`:
   then recorded as *failed*, with a reason naming the error and, for a failure,
   its own traceback (:func:`record_last_resort`); the others are written as they
   were.
+
+Before any of that, :func:`fit_to_redis` measures every value against the server's
+``proto-max-bulk-len`` (:mod:`geventq.redis_limits`): Redis answers a value past it by
+closing the connection, an error that looks transient and would be retried forever.
+A result that does not fit fails its job, with a reason naming both sizes; a
+failure's text that does not fit is cut (its start and end kept).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from . import lifecycle, scripts
 from .endings import Ending, ascii_text
 from .keys import Keys
 from .redis_errors import describe, is_transient
+from .redis_limits import size_of, too_large
 from .utils import backoff_delay
 
 logger = logging.getLogger("geventq.worker")
@@ -66,6 +73,7 @@ def record_endings(connection: redis.Redis, keys: Keys, worker_name: str,
     """Record ``endings``, in one round trip when nothing is wrong. An ending that cannot
     be written for a reason retrying cannot fix fails its job alone. Raises only
     transient errors (the caller sends the same endings again)."""
+    endings = fit_to_redis(connection, endings)
     try:
         lifecycle.end_jobs(connection, keys, worker_name, endings, extra_commands, channel)
         return
@@ -109,3 +117,46 @@ def record_last_resort(connection: redis.Redis, keys: Keys, worker_name: str, en
                  "worker %s's hands", ascii_text(job.id), describe(second), worker_name)
     lifecycle.fail_started(connection, keys, worker_name, job.id, job.origin or "",
                            f"{reason}\nThen: {describe(second)}")
+
+
+def fit_to_redis(connection: redis.Redis, endings: Sequence[Ending]) -> list[Ending]:
+    """``endings`` with every value the server would refuse as too large replaced: a
+    result (or an extra field) by a failure saying so, a failure's text by its start
+    and end. Endings that fit are returned as they are (the same objects)."""
+    fitted = []
+    for ending in endings:
+        fitted.append(_fit(connection, ending))
+    return fitted
+
+
+def _fit(connection: redis.Redis, ending: Ending) -> Ending:
+    job = ending.job
+    limit = too_large(connection, ending.payload)
+    if limit is not None and ending.outcome != "finished":
+        return Ending(job, ending.outcome, _cut(str(ending.payload), limit), dict(ending.extra),
+                      list(ending.dependents), ending.default_result_ttl, ending.last_resort)
+    what = "result"
+    if limit is None:
+        for name, value in ending.extra.items():
+            limit = too_large(connection, value)
+            if limit is not None:
+                what, value_size = f"field {ascii_text(str(name), 100)}", size_of(value)
+                break
+        else:
+            return ending
+    else:
+        value_size = size_of(ending.payload)
+    reason = (f"geventq could not store the {what} of job {ascii_text(job.id, 200)} "
+              f"({ascii_text(str(job.func_name), 200)}): {value_size} bytes, more than the "
+              f"Redis server's proto-max-bulk-len of {limit} bytes, so the job is failed "
+              f"instead (return something smaller, e.g. a key or a path to the data)")
+    logger.error("%s", reason)
+    return Ending(job, "failed", reason, dependents=list(ending.dependents), last_resort=True)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to fit in ``limit`` bytes of UTF-8: its start and its end, marked."""
+    budget = max(limit // 4 - 200, 0) // 2  # characters kept at each end (UTF-8: <= 4 bytes)
+    cut = len(text) - 2 * budget
+    return f"{text[:budget]}\n... [{cut} characters cut: the text was larger than the Redis " \
+           f"server's proto-max-bulk-len of {limit} bytes] ...\n{text[-budget:] if budget else ''}"

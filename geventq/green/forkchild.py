@@ -36,7 +36,11 @@ import traceback
 from typing import Any, NoReturn
 
 from ..connection import clone_connection
+from ..endings import ascii_text
 from ..execution import execute
+from ..recording import RETRY_CAP
+from ..redis_errors import describe, is_transient
+from ..utils import backoff_delay
 
 logger = logging.getLogger("geventq.worker")
 
@@ -127,13 +131,31 @@ def _serve(worker: Any, connection: Any, requests_fd: int, replies_fd: int) -> N
         send_frame(replies_fd, REPLY, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def _sleep(seconds: float) -> None:
+    """A real sleep: the child has left the parent's hub (gevent's sleep would need one)."""
+    from gevent.monkey import get_original
+
+    get_original("time", "sleep")(seconds)
+
+
 def _run(worker: Any, connection: Any, job_id: str, replies_fd: int) -> tuple:
-    try:
-        job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer,
-                                     keys=worker.keys)
-    except Exception:
-        return ("failed", f"job {job_id} could not be loaded in its fork child:\n"
-                          f"{traceback.format_exc()}", {}, None)
+    attempt = 0
+    while True:
+        try:
+            job = worker.job_class.fetch(job_id, connection=connection,
+                                         serializer=worker.serializer, keys=worker.keys)
+            break
+        except Exception as exc:
+            if not is_transient(exc):
+                return ("failed", f"job {job_id} could not be loaded in its fork child:\n"
+                                  f"{traceback.format_exc()}", {}, None)
+            # Redis away (a restart, a killed connection): the job is this worker's and
+            # keeps its place; the worker's job timeout still bounds the wait
+            attempt += 1
+            delay = backoff_delay(attempt, cap=RETRY_CAP)
+            logger.warning("fork child: could not load job %s (%s); retrying in %.1f s",
+                         ascii_text(job_id), describe(exc), delay)
+            _sleep(delay)
     ending = execute(job, _ParentEnforces(job, replies_fd), worker.exception_handlers,
                      worker.default_result_ttl, job_modules=worker.job_modules)
     return (ending.outcome, ending.payload, ending.extra, ending.default_result_ttl)
