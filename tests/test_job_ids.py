@@ -12,9 +12,9 @@ import pytest
 
 from geventq import Dependency, Job, Queue
 from geventq.decorators import job as job_decorator
-from geventq.green.forkchild import CALLBACK, JOB, encode_frame, read_frame
 from geventq.keys import Keys
 from geventq.names import check_job_id, check_queue_name, job_id_to_look_up
+from geventq.worker.forkchild import CALLBACK, JOB, encode_frame, read_frame
 from tests import jobs, jobs_cpu
 
 KEYS = Keys()

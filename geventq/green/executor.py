@@ -1,11 +1,11 @@
 """``GreenletExecutor``: each job of a lane in a greenlet of its own.
 
 A greenlet lane runs :func:`geventq.execution.execute` under a
-``gevent.Timeout`` per job; the fork lane runs the same executor with
-``ForkPool.run`` (the greenlet waits for the child that runs the job).
+``gevent.Timeout`` per job. (A fork lane has an executor of its own,
+:class:`geventq.worker.forkexecutor.ForkExecutor`.)
 
 ``geventq stop JOB_ID`` interrupts only the *run* of a job: the call of its
-function, or the wait for the fork child running it (:meth:`stop_region`). It
+function (:meth:`stop_region`). It
 is thrown into the job's greenlet from the hub, and only if the job is still
 in that stretch when the hub gets to it. So a stop that comes too early (the
 job's greenlet has not begun) makes the job end ``stopped`` without running;
@@ -44,7 +44,7 @@ class GreenletExecutor:
         self.size = size
         self.run = run
         self.sink = sink
-        self._close = close  # what close() releases (the fork pool's children)
+        self._close = close  # what close() releases
         self._running: dict[str, gevent.Greenlet] = {}
         self._jobs: dict[gevent.Greenlet, Job] = {}
         self._stop_requests: set[str] = set()  # ids of running jobs that geventq stop named

@@ -1,87 +1,31 @@
-"""The inside of a fork child: leave the parent's hub, then run jobs until told to stop.
+"""A fork child of a gevent worker leaves the worker's hub behind.
 
-A child is forked from the running worker, inside the greenlet of the job
-that needed it. Everything the parent had is copied into it, including the
-parent's greenlets and the watchers of its event loop: were the child ever to
-switch to the inherited hub, the parent's main loop, finisher and jobs would
-resume here and talk to Redis on the parent's sockets. So the first thing a
-child does is abandon that hub without ever switching to it: it destroys the
-inherited (default) loop, keeps the old hub referenced so that no parent
-greenlet is ever collected (collecting one would run its ``finally`` blocks),
-and makes a fresh hub on a fresh default loop. Jobs then run in this one
-greenlet, with patched sockets working against the new hub, and the child
-always leaves through ``os._exit``: returning would switch to the old hub.
+A child is forked from the running worker (:mod:`geventq.worker.forkpool`),
+inside the greenlet of the job that needed it. Everything the parent had is
+copied into it, including the parent's greenlets and the watchers of its event
+loop: were the child ever to switch to the inherited hub, the parent's main
+loop, finisher and jobs would resume here and talk to Redis on the parent's
+sockets. So the first thing such a child does (``ForkPool(in_child=...)``, given
+by ``GeventWorker``) is abandon that hub without ever switching to it: it
+destroys the inherited (default) loop, keeps the old hub referenced so that no
+parent greenlet is ever collected (collecting one would run its ``finally``
+blocks), and makes a fresh hub on a fresh default loop. Jobs then run in this
+one greenlet, with patched sockets working against the new hub, and the child
+always leaves through ``os._exit`` (:func:`geventq.worker.forkchild.child_main`).
 
-Protocol (pipes, raw file descriptors, blocking on this side). Both ways it
-is frames of ``kind (1 byte) + length (4 bytes, big-endian) + body``, so no
-byte of a body (a job id holding a newline, say, written into Redis by
-someone else) can shift the frames that follow:
-- parent -> child: ``J`` + a job id (UTF-8; undecodable bytes kept as
-  surrogate escapes); end of file means "exit".
-- child -> parent: ``C`` + timeout: the job has returned and a callback with
-  that timeout runs now (the parent gives it that much time); ``R`` + a pickled
-  ``(outcome, payload, extra, default_result_ttl)``: how the job ended.
+A hub-free worker (``ForkWorker``) has no hub to leave: its children skip this.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import pickle
 import signal
-import struct
-import sys
-import traceback
-from typing import Any, NoReturn
-
-from ..connection import clone_connection
-from ..endings import ascii_text
-from ..execution import execute
-from ..recording import RETRY_CAP
-from ..redis_errors import describe, is_transient
-from ..utils import backoff_delay
-
-logger = logging.getLogger("geventq.worker")
-
-FRAME_HEADER = struct.Struct("!cI")
-JOB = b"J"
-CALLBACK = b"C"
-REPLY = b"R"
+from typing import Any
 
 # The parent's hub and loop, never to be used again but never to be freed either.
 _INHERITED: list[Any] = []
 
 
-def child_main(worker: Any, requests_fd: int, replies_fd: int, close_fds: list[int]) -> NoReturn:
-    """Run in a freshly forked child: serve jobs from ``requests_fd`` until EOF, then exit."""
-    code = 0
-    try:
-        _leave_parent_hub()
-        _detach()
-        from gevent.monkey import get_original
-
-        close = get_original("os", "close")  # gevent's would wait for a loop turn that never comes
-        for fd in close_fds:  # the parent's ends of our pipes and of the other children's
-            with contextlib.suppress(OSError):
-                close(fd)
-        # Sockets of the parent's pool stay untouched: reset() only forgets them (redis-py
-        # never shuts down a socket created by another pid), and jobs get a pool of their own.
-        worker.connection.connection_pool.reset()
-        connection = clone_connection(worker.connection)
-        _serve(worker, connection, requests_fd, replies_fd)
-    except BaseException:  # nothing may escape: unwinding would switch to the parent's hub
-        code = 1
-        with contextlib.suppress(BaseException):
-            logger.error("fork child %d failed:\n%s", os.getpid(), traceback.format_exc())
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(BaseException):
-                stream.flush()
-        os._exit(code)
-
-
-def _leave_parent_hub() -> None:
+def leave_parent_hub() -> None:
     """Swap the inherited hub (with the parent's greenlets on it) for a fresh one."""
     import gevent
     from gevent.hub import Hub, get_hub, set_hub, set_loop
@@ -100,115 +44,3 @@ def _leave_parent_hub() -> None:
     set_loop(None)
     set_hub(None)
     set_hub(Hub())  # a new default loop: child watchers (subprocess) work in jobs
-
-
-def _detach() -> None:
-    """Own process group (signals to the worker's group are the worker's), die with the worker."""
-    parent = os.getppid()
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: Linux only
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the worker died before prctl took effect
-        os._exit(1)
-
-
-def _serve(worker: Any, connection: Any, requests_fd: int, replies_fd: int) -> None:
-    while True:
-        frame = read_frame(requests_fd)
-        if frame is None:
-            return  # the worker closed our pipe: exit
-        kind, body = frame
-        if kind != JOB:
-            raise ValueError(f"unexpected frame {kind!r} from the worker")
-        job_id = body.decode("utf-8", "surrogateescape")
-        reply = _run(worker, connection, job_id, replies_fd)
-        send_frame(replies_fd, REPLY, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def _sleep(seconds: float) -> None:
-    """A real sleep: the child has left the parent's hub (gevent's sleep would need one)."""
-    from gevent.monkey import get_original
-
-    get_original("time", "sleep")(seconds)
-
-
-def _run(worker: Any, connection: Any, job_id: str, replies_fd: int) -> tuple:
-    attempt = 0
-    while True:
-        try:
-            job = worker.job_class.fetch(job_id, connection=connection,
-                                         serializer=worker.serializer, keys=worker.keys)
-            break
-        except Exception as exc:
-            if not is_transient(exc):
-                return ("failed", f"job {job_id} could not be loaded in its fork child:\n"
-                                  f"{traceback.format_exc()}", {}, None)
-            # Redis away (a restart, a killed connection): the job is this worker's and
-            # keeps its place; the worker's job timeout still bounds the wait
-            attempt += 1
-            delay = backoff_delay(attempt, cap=RETRY_CAP)
-            logger.warning("fork child: could not load job %s (%s); retrying in %.1f s",
-                         ascii_text(job_id), describe(exc), delay)
-            _sleep(delay)
-    ending = execute(job, _ParentEnforces(job, replies_fd), worker.exception_handlers,
-                     worker.default_result_ttl, job_modules=worker.job_modules)
-    return (ending.outcome, ending.payload, ending.extra, ending.default_result_ttl)
-
-
-class _ParentEnforces:
-    """The child's death penalty: none for the job (the worker kills the child when its
-    time is up), and for a callback a notice, so the worker gives it its own timeout."""
-
-    def __init__(self, job: Any, replies_fd: int):
-        self.job = job
-        self.replies_fd = replies_fd
-
-    def __call__(self, target: Any) -> contextlib.AbstractContextManager:
-        if target is not self.job:
-            send_frame(self.replies_fd, CALLBACK, str(target.timeout or 0).encode())
-        return contextlib.nullcontext()
-
-
-def encode_frame(kind: bytes, body: bytes) -> bytes:
-    """One frame: its kind, the body's length, the body."""
-    return FRAME_HEADER.pack(kind, len(body)) + body
-
-
-def send_frame(fd: int, kind: bytes, body: bytes) -> None:
-    """Write one whole frame to a blocking descriptor."""
-    data = memoryview(encode_frame(kind, body))
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def read_frame(fd: int) -> tuple[bytes, bytes] | None:
-    """Read one whole frame (kind, body) from a blocking descriptor; None at end of file."""
-    header = _read_exactly(fd, FRAME_HEADER.size)
-    if header is None:
-        return None
-    kind, size = FRAME_HEADER.unpack(header)
-    body = _read_exactly(fd, size)
-    if body is None:
-        raise EOFError(f"the pipe closed inside a {kind!r} frame of {size} bytes")
-    return kind, body
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    """``size`` bytes, or None at end of file before the first of them."""
-    chunks: list[bytes] = []
-    missing = size
-    while missing:
-        chunk = os.read(fd, min(missing, 1 << 16))
-        if not chunk:
-            if missing == size:
-                return None
-            raise EOFError(f"the pipe closed after {size - missing} of {size} bytes")
-        chunks.append(chunk)
-        missing -= len(chunk)
-    return b"".join(chunks)

@@ -49,9 +49,9 @@ from ..recording import record_endings
 from ..utils import as_str
 
 if TYPE_CHECKING:
+    from ..worker.forkpool import ForkPool
     from .executor import GreenletExecutor
     from .finisher import Finisher
-    from .forking import ForkPool
 
 logger = logging.getLogger("geventq.worker")
 

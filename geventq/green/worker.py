@@ -7,8 +7,14 @@ a ``gevent.Timeout``; the :class:`Finisher` greenlet writes the endings of many
 jobs in one pipeline. The Redis work per job is therefore a fraction of a
 round trip when the worker is busy. An idle worker blocks on the queues' wake
 tokens (BLPOP): no polling, and a new job is picked up as soon as it is
-enqueued. Fork queues are a second lane whose executor waits, in a greenlet
-per job, for the forked child running it (:mod:`geventq.green.forking`).
+enqueued. Fork queues are a second lane with an executor of its own, a
+:class:`~geventq.worker.forkexecutor.ForkExecutor` whose greenlet per job waits
+for the forked child running it (:mod:`geventq.worker.forkpool`, the pool a
+hub-free ``ForkWorker`` uses too; here each child first leaves this hub).
+
+``geventq worker --mode fork`` runs a ``ForkWorker`` (no gevent at all);
+``GeventWorker(mode="fork")``, built in your own (monkey-patched) process,
+runs every queue in children too, waiting for them on this hub.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ from ..execution import execute
 from ..job import Job
 from ..scheduler import scheduler_for_worker
 from ..worker.base import Worker
+from ..worker.forkexecutor import ForkExecutor
+from ..worker.forkpool import ForkPool, fork_settings
 from ..worker.loop import Loop
+from ..worker.stopping import StopListener
 from .executor import GreenletExecutor, StopRegion
 from .finisher import Finisher
-from .forking import ForkPool, fork_settings
+from .forkchild import leave_parent_hub
 from .hubguard import HubGuard
 from .runtime import GeventRuntime
-from .stopping import StopListener
 from .timeouts import gevent_death_penalty
 
 logger = logging.getLogger("geventq.worker")
@@ -71,20 +79,20 @@ class GeventWorker(Worker):
             pool.max_connections = self.concurrency + 50
         # Two lanes, each claimed on its own so that neither takes more jobs than it has
         # slots: greenlets (`concurrency`) and forked children (`fork_concurrency`, see
-        # geventq.green.forking). Within a lane, queues keep their priority order.
+        # geventq.worker.forkpool). Within a lane, queues keep their priority order.
         self.mode, self.fork_queue_names, self.fork_concurrency = fork_settings(
             mode, fork_queues, fork_concurrency, self.queue_names)
         green_names = [q for q in self.queue_names if q not in self.fork_queue_names]
         self.finisher = Finisher(self.connection, self.keys, self.name, self.key,
                                  busy_jobs=lambda: self.loop.running(),
                                  written=lambda: self.loop.slot_freed())
-        self.loop = Loop(self, GeventRuntime(), self.finisher)
+        runtime = GeventRuntime()
+        self.loop = Loop(self, runtime, self.finisher)
         self.executor = GreenletExecutor(self.concurrency, self._execute, self.loop)
         self.loop.add_lane(green_names, self.executor)
-        self.forks = ForkPool(self, self.fork_queue_names, self.fork_concurrency) \
-            if self.fork_queue_names else None
-        self.fork_executor = GreenletExecutor(self.fork_concurrency, self.forks.run, self.loop,
-                                              close=self.forks.close) \
+        self.forks = ForkPool(self, self.fork_queue_names, self.fork_concurrency,
+                              in_child=leave_parent_hub) if self.fork_queue_names else None
+        self.fork_executor = ForkExecutor(self.forks, self.loop, runtime) \
             if self.forks is not None else None
         if self.fork_executor is not None:
             self.loop.add_lane(self.fork_queue_names, self.fork_executor)
@@ -92,7 +100,8 @@ class GeventWorker(Worker):
             if green_names and max_blocking_time else None
         # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
         self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
-        self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job)
+        self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job,
+                                          sleep=runtime.sleep)
         self.loop.services.append(self.stop_listener)
         self.loop.tasks = [self.finisher.run, self.stop_listener.run]
         if self.scheduler is not None:

@@ -45,10 +45,12 @@ _IGNORED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _native(module: str, name: str) -> Any:
-    """The unpatched original when gevent has patched the module."""
-    try:
-        from gevent import monkey
-    except ImportError:
+    """The unpatched original when gevent has patched the module.
+
+    A process that never imported gevent has nothing patched: gevent is not imported
+    here then (a hub-free worker, ``geventq.ForkWorker``, keeps it out of the process)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None:
         return getattr(__import__(module), name)
     return monkey.get_original(module, name)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class Loop:
         self.cold = False
         self.claimed = 0
         self.early_stops = EarlyStops()
+        # geventq stop (heard in another thread by a ForkWorker) against handing a job over:
+        # a stop either finds the job at its executor or is kept for it
+        self._stops_lock = threading.Lock()
         self._signals = 0
         self._failures = 0  # Redis errors in a row
         self._suspended = False
@@ -141,9 +145,7 @@ class Loop:
             self._check_lost_claims()
             lanes, full = self._free_lanes()
             if not lanes:
-                self.slot_free.clear()
-                self.slot_free.wait()
-                self.runtime.yield_()  # let the other jobs ending in this turn free their slots
+                self._wait_for_a_slot()
                 continue
             if self.running() and not gathered and sum(free for _, free in lanes) < BUNCH:
                 gathered = True  # busy: let more slots come free, once, before claiming
@@ -164,6 +166,15 @@ class Loop:
             else:
                 self._wait_for_work([self.worker.keys.wake(name) for lane, _ in lanes
                                      for name in lane.queue_names], or_slot_free=full)
+
+    def _wait_for_a_slot(self) -> None:
+        """Every lane is full: wait until a job ends."""
+        self.slot_free.clear()
+        # looked at again after the clear: a job ending in another thread (a ForkWorker's)
+        # may have freed its slot in between
+        if not self._free_lanes()[0]:
+            self.slot_free.wait()
+        self.runtime.yield_()  # let the other jobs ending in this turn free their slots
 
     def running(self) -> int:
         """How many jobs the executors run now."""
@@ -234,13 +245,15 @@ class Loop:
         A job that ``geventq stop`` named before it got here ends ``stopped`` at once.
         """
         for job in jobs:
-            if self.early_stops.take(job.id):
+            with self._stops_lock:
+                stopped = self.early_stops.take(job.id)
+                if not stopped:
+                    self.lane_of(job.origin).executor.submit(job)
+            if stopped:
                 logger.info("job %s %s stopped on request before it began", job.id, job.func_name)
                 self.job_ended(Ending(job, "stopped", "stopped: geventq stop was requested "
                                                       "before the job began",
                                       extra={"duration": "0.000000"}))
-                continue
-            self.lane_of(job.origin).executor.submit(job)
 
     def lane_of(self, queue_name: str | None) -> Lane:
         for lane in self.lanes:
@@ -368,10 +381,11 @@ class Loop:
         """``geventq stop``: stop a job running here; True if it was. A job that is not
         running here (yet: claimed, but not handed to its executor) is remembered for a
         while, and ends ``stopped`` when it gets here."""
-        for lane in self.lanes:
-            if lane.executor.stop_job(job_id):
-                return True
-        self.early_stops.remember(job_id)
+        with self._stops_lock:
+            for lane in self.lanes:
+                if lane.executor.stop_job(job_id):
+                    return True
+            self.early_stops.remember(job_id)
         return False
 
     def request_stop(self, cold: bool = False) -> None:

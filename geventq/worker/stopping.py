@@ -1,7 +1,9 @@
-"""Hearing ``geventq stop JOB_ID`` requests: a greenlet subscribed to the stop channel.
+"""Hearing ``geventq stop JOB_ID`` requests: a task subscribed to the stop channel.
 
-Each request goes to ``stop_job`` (``Loop.stop_job``); how a running job is
-stopped is :mod:`geventq.green.executor`'s business.
+The task is a greenlet in a ``GeventWorker`` and a thread in a ``ForkWorker``
+(the loop's runtime spawns it). Each request goes to ``stop_job``
+(``Loop.stop_job``); how a running job is stopped is its executor's business
+(:mod:`geventq.green.executor`, :mod:`geventq.worker.forkexecutor`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gevent
 import redis
 
 from ..keys import Keys
 from ..recording import RETRY_CAP
 from ..redis_errors import describe
 from ..utils import backoff_delay
-from ..worker.tuning import IDLE_BLOCK
+from .tuning import IDLE_BLOCK
 
 logger = logging.getLogger("geventq.worker")
 
@@ -27,15 +28,19 @@ class StopListener:
     """Subscribes to the stop channel and passes each job id on, until killed.
 
     A loop service: ``start()`` subscribes before the worker claims its first job
-    (a stop for that job is then heard, however slow the listening greenlet is to
-    start); ``run()``, the listening greenlet, reads the requests.
+    (a stop for that job is then heard, however slow the listening task is to
+    start); ``run()``, the listening task, reads the requests until ``stop()``.
+    ``sleep`` is the runtime's (a back-off must not block a gevent hub).
     """
 
     def __init__(self, connection: redis.Redis, keys: Keys,
-                 stop_job: Callable[[str], object]) -> None:
+                 stop_job: Callable[[str], object],
+                 sleep: Callable[[float], object] = time.sleep) -> None:
         self.connection, self.keys = connection, keys
         self.stop_job = stop_job
+        self.sleep = sleep
         self._pubsub: Any = None
+        self._stopped = False
 
     def start(self) -> None:
         """Subscribe now (Redis away: ``run()`` subscribes when it comes back)."""
@@ -45,7 +50,8 @@ class StopListener:
             self.close()
 
     def stop(self) -> None:
-        pass  # the greenlet is killed; it closes its subscription
+        """``run()`` returns within ``IDLE_BLOCK`` (a greenlet is killed before that)."""
+        self._stopped = True
 
     def poll(self, timeout: float) -> int:
         """Pass on the stop requests that came (waiting up to ``timeout`` s for the
@@ -67,10 +73,10 @@ class StopListener:
                 heard += 1
 
     def run(self) -> None:
-        """The listening greenlet's body: reconnects with back-off when Redis is away."""
+        """The listening task's body: reconnects with back-off when Redis is away."""
         attempt = 0
         try:
-            while True:
+            while not self._stopped:
                 try:
                     self.poll(timeout=IDLE_BLOCK)
                     attempt = 0
@@ -80,7 +86,7 @@ class StopListener:
                     delay = backoff_delay(attempt, cap=RETRY_CAP)
                     logger.warning("listening for stop requests failed (%s); retrying in "
                                    "%.1f s", describe(exc), delay)
-                    gevent.sleep(delay)
+                    self.sleep(delay)
         finally:
             self.close()
 

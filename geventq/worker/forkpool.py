@@ -1,0 +1,377 @@
+"""Fork queues: jobs that run in pre-forked child processes of the worker.
+
+A job of a fork queue (``--fork-queue NAME``, or every queue with ``--mode
+fork``) runs in a child process: at most ``fork_concurrency`` at once. The
+pool serves both kinds of worker: a hub-free ``ForkWorker`` (a thread waits
+for each child) and a ``GeventWorker`` with fork queues (a greenlet waits for
+each child, next to the greenlet jobs). It is written on the standard library
+(:mod:`geventq.worker.childproc`), which gevent's monkey-patching makes
+cooperative.
+
+Children are forked from the warm worker (modules imported, ``gc.freeze()``
+so that the children's collector leaves the inherited pages alone) and kept:
+each one takes job after job over a pipe, so a no-op job costs a pipe round
+trip, not a fork (forking a 100 MB worker takes milliseconds, on some virtual
+machines ten). A child is replaced after a job that timed out or was stopped,
+after it died, and after ``max_jobs_per_child`` jobs (memory a job leaks goes
+with it). The inside of a child is :mod:`geventq.worker.forkchild`.
+
+The child runs :func:`geventq.execution.execute` and sends back how the job
+ended; this side turns that into the same ``Ending`` any job gives, and the
+worker's finisher writes it. Exception handlers and callbacks run in the
+child, next to the job; for a job killed at its timeout or a child that died,
+they run here. The hard timeout: at the job's timeout the child gets SIGTERM,
+and SIGKILL ``kill_grace`` seconds later; the job fails with
+``JobTimeoutException`` whatever the child was doing (C code included).
+``cancel`` (``geventq stop``, a cold shutdown) kills a job's child at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import setting_rules
+from ..callbacks import run_failure_callback
+from ..endings import Ending
+from ..exceptions import ChildProcessDied, JobTimeoutException, ShutdownRequested
+from ..execution import run_exception_handlers, time_limit
+from ..job import Job
+from .childproc import TIMED_OUT, ChildProcess, close_fd, describe_status, waitpid
+from .forkchild import CALLBACK, REPLY, child_main
+
+logger = logging.getLogger("geventq.worker")
+
+KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for a child past its job's timeout
+MAX_JOBS_PER_CHILD = 500  # then the child is replaced by a fresh fork
+CALLBACK_GRACE = 1.0  # seconds a callback may run past its own timeout before its child is killed
+STOPPED, SHUTDOWN = "stopped", "shutdown"  # why a job was cancelled
+
+
+def fork_settings(mode: str | None, fork_queues: Iterable[str] | None,
+                  fork_concurrency: int | None, queue_names: list[str]) -> tuple[str, list[str], int]:
+    """Validate the fork options: (mode, fork queue names in priority order, concurrency)."""
+    mode = setting_rules.mode(mode or "gevent", "mode")
+    if isinstance(fork_queues, str):
+        fork_queues = setting_rules.queue_names(fork_queues, "fork_queues")
+    wanted = [getattr(q, "name", q) for q in (fork_queues or ())]
+    unknown = [q for q in wanted if q not in queue_names]
+    if unknown:
+        raise ValueError(f"fork queue(s) {', '.join(map(repr, unknown))} not among the worker's "
+                         f"queues ({' '.join(queue_names)}): list them as queues too")
+    names = list(queue_names) if mode == "fork" else [q for q in queue_names if q in wanted]
+    if fork_concurrency is None:
+        fork_concurrency = os.cpu_count() or 1
+    fork_concurrency = setting_rules.fork_concurrency(fork_concurrency, "fork_concurrency")
+    return mode, names, fork_concurrency
+
+
+class ForkPool:
+    """Runs jobs in up to ``size`` forked children of a worker, reusing idle children.
+
+    ``run`` is called from many threads (or greenlets) at once; ``cancel`` and
+    ``kill_all`` from any thread. ``in_child`` runs first in every new child (a
+    gevent worker's: leave its hub).
+    """
+
+    def __init__(self, worker: Any, queue_names: list[str], size: int,
+                 kill_grace: float = KILL_GRACE, max_jobs_per_child: int = MAX_JOBS_PER_CHILD,
+                 in_child: Callable[[], object] | None = None):
+        self.worker = worker
+        self.queues = frozenset(queue_names)
+        self.size = size
+        self.kill_grace = kill_grace
+        self.max_jobs_per_child = max_jobs_per_child
+        self.in_child = in_child
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()  # the fields below; held across a fork
+        self._idle: list[ChildProcess] = []
+        self._children: dict[int, ChildProcess] = {}  # every child not yet reaped
+        self._retired: list[ChildProcess] = []  # told to exit, not reaped yet
+        self._jobs: dict[str, ChildProcess | None] = {}  # admitted jobs: the child running each
+        self._cancelled: dict[str, str] = {}  # job id -> STOPPED / SHUTDOWN
+
+    # -- running one job (in the job's thread or greenlet) ------------------------------
+    def admit(self, job_id: str) -> None:
+        """Announce a job that ``run`` will run: from now on ``cancel`` reaches it."""
+        with self._lock:
+            self._jobs.setdefault(job_id, None)
+
+    def run(self, job: Job) -> Ending:
+        """Run ``job`` in a child and return its ending. ``ShutdownRequested`` (a cold
+        stop cancelled it) and other ``BaseException`` propagate, its child killed first:
+        the caller puts the job back on its queue."""
+        self.admit(job.id)
+        try:
+            with self._slots:
+                return self._run(job, time.monotonic())
+        finally:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+                self._cancelled.pop(job.id, None)
+
+    def _run(self, job: Job, started: float) -> Ending:
+        child = None
+        try:
+            child = self._send(job)
+            if child is None:
+                return self._cancelled_ending(job, started, began=False)
+            reply, why = self._wait(child, job)
+        except Exception as error:  # cannot fork, a broken pipe, a reply that cannot be read
+            if child is not None:
+                self._kill(child)
+            return self._failed(job, error, started)
+        except BaseException:  # the job goes back, its child goes away
+            if child is not None:
+                self._kill(child)
+            raise
+        with self._lock:  # from now on a cancel finds no child to kill
+            self._jobs[job.id] = None
+            cancelled = job.id in self._cancelled
+        if reply is not None:  # it ended: a cancel came too late
+            return self._finished(child, job, reply)
+        if cancelled:
+            self._kill(child)
+            return self._cancelled_ending(job, started, began=True)
+        return self._failed(job, self._child_failure(child, job, why), started)
+
+    def _send(self, job: Job) -> ChildProcess | None:
+        """Hand the job to an idle child, or to a new one (None: cancelled before it began)."""
+        for attempt in (1, 2):
+            child = self._checkout()
+            with self._lock:
+                if job.id in self._cancelled:
+                    self._idle.append(child)
+                    return None
+                self._jobs[job.id] = child
+            try:
+                child.send(job.id)
+                return child
+            except OSError:  # it died while idle
+                with self._lock:
+                    self._jobs[job.id] = None
+                self._kill(child)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _wait(self, child: ChildProcess, job: Job) -> tuple[tuple | None, str]:
+        """(reply, '') or (None, why): 'died', or 'job timeout N' / 'callback timeout N'."""
+        limit = time_limit(job.timeout)
+        what = f"job timeout {limit}"
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            frame = child.receive(deadline)
+            if frame == TIMED_OUT:
+                return None, what
+            if frame is None:
+                return None, "died"
+            kind, body = frame
+            if kind == CALLBACK:  # the job returned; its callback gets its own time
+                seconds = float(body or 0)
+                what = f"callback timeout {seconds:g}"
+                limit = time_limit(seconds)
+                deadline = None if limit is None else time.monotonic() + limit + CALLBACK_GRACE
+            elif kind == REPLY:
+                return pickle.loads(body), ""
+
+    def _child_failure(self, child: ChildProcess, job: Job, why: str) -> BaseException:
+        """The exception a job fails with when its child died or ran past a timeout."""
+        if why == "died":
+            status = self._reap(child, self.kill_grace)
+            if status is None:  # its pipe closed, yet it lives on (a job closed the fd)
+                child.signal(signal.SIGKILL)
+                status = self._reap(child, None)
+            return ChildProcessDied(f"the child process {child.pid} running job {job.id} "
+                                    f"({job.func_name}) {describe_status(status)}")
+        killed_with = self._terminate(child)
+        return JobTimeoutException(f"job {job.id} ({job.func_name}) exceeded its {how_long(why)}; "
+                                   f"its child process {child.pid} was killed with {killed_with}")
+
+    def _cancelled_ending(self, job: Job, started: float, began: bool) -> Ending:
+        if self._cancelled.get(job.id) == SHUTDOWN:
+            raise ShutdownRequested(f"cold shutdown of worker {self.worker.name}")
+        return _ending(job, "stopped", "stopped: geventq stop was requested" +
+                       ("" if began else " before the job began"), started)
+
+    def _finished(self, child: ChildProcess, job: Job, reply: tuple) -> Ending:
+        outcome, payload, extra, default_ttl = reply
+        ending = Ending(job, outcome, payload, extra=dict(extra))
+        if default_ttl is not None:
+            ending.default_result_ttl = default_ttl
+        child.jobs += 1
+        if child.doomed:
+            self._kill(child)
+        elif child.jobs >= self.max_jobs_per_child:
+            self._retire(child)
+        else:
+            with self._lock:
+                self._idle.append(child)
+        return ending
+
+    def _failed(self, job: Job, exc: BaseException, started: float) -> Ending:
+        """The ending of a job whose child was killed or died: handlers and callback run here."""
+        logger.warning("job %s %s failed: %s: %s", job.id, job.func_name, type(exc).__name__, exc)
+        exc_info = (type(exc), exc, exc.__traceback__)
+        run_exception_handlers(job, exc_info, self.worker.exception_handlers)
+        ending = _ending(job, "failed", "".join(traceback.format_exception(*exc_info)), started)
+        run_failure_callback(job, exc_info, self.worker.death_penalty)
+        return ending
+
+    # -- stopping jobs (from any thread) ------------------------------------------------
+    def cancel(self, job_id: str, why: str) -> bool:
+        """End an admitted job now: its child is killed; ``run`` returns it ``stopped``
+        (STOPPED) or raises ``ShutdownRequested`` (SHUTDOWN); one not begun never begins.
+        False if the job is not (or no longer) here."""
+        with self._lock:
+            if job_id not in self._jobs:
+                return False
+            self._cancelled[job_id] = why
+            child = self._jobs[job_id]
+        if child is not None:
+            child.doomed = True
+            child.signal(signal.SIGKILL)
+        return True
+
+    def kill_all(self) -> None:
+        """SIGKILL every child now. Safe from any thread (the hub guard's)."""
+        try:
+            pids = list(self._children)
+        except RuntimeError:  # changed under us: the main thread is not as stuck as thought
+            pids = list(self._children)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    # -- children -------------------------------------------------------------------
+    def _checkout(self) -> ChildProcess:
+        self._collect_retired()
+        while True:
+            with self._lock:
+                child = self._idle.pop() if self._idle else None
+            if child is None:
+                return self._fork()
+            pid, status = waitpid(child.pid, os.WNOHANG)
+            if pid == 0:
+                return child
+            logger.warning("idle fork child %d %s; forking another", child.pid,
+                           describe_status(status))
+            self._forget(child)
+
+    def _fork(self) -> ChildProcess:
+        with self._lock:  # one fork at a time: each child closes every other child's pipes
+            requests_r, requests_w = os.pipe()
+            replies_r, replies_w = os.pipe()
+            inherited = [fd for c in self._children.values()
+                         for fd in (c.requests_fd, c.replies_fd) if fd >= 0]
+            pid = self._fork_child(requests_r, replies_w, inherited + [requests_w, replies_r])
+            child = ChildProcess(pid, requests_w, replies_r)
+            self._children[pid] = child
+        logger.debug("forked child %d for fork queues %s", pid, " ".join(sorted(self.queues)))
+        return child
+
+    def _fork_child(self, requests_r: int, replies_w: int, close_fds: list[int]) -> int:
+        """Fork; the child serves jobs and never returns. Closes the child's pipe ends here."""
+        for stream in (sys.stdout, sys.stderr):  # or the child would print it a second time
+            with contextlib.suppress(Exception):
+                stream.flush()
+        parent = os.getpid()
+        gc.freeze()  # the child's collector never touches (so never copies) inherited objects
+        try:
+            pid = os.fork()
+        except BaseException:
+            if os.getpid() != parent:  # gevent failed to set up the child: it must not go on
+                os._exit(1)  # as if it were the worker
+            gc.unfreeze()
+            for fd in [requests_r, replies_w] + close_fds[-2:]:
+                close_fd(fd)
+            raise
+        if pid == 0:
+            child_main(self.worker, requests_r, replies_w, close_fds, self.in_child)
+        gc.unfreeze()
+        close_fd(requests_r)
+        close_fd(replies_w)
+        return pid
+
+    def _terminate(self, child: ChildProcess) -> str:
+        """SIGTERM, then SIGKILL after the grace period; returns what it took."""
+        child.signal(signal.SIGTERM)
+        if self._reap(child, self.kill_grace) is not None:
+            return "SIGTERM"
+        child.signal(signal.SIGKILL)
+        self._reap(child, None)
+        return f"SIGKILL, {self.kill_grace:g} s after an ignored SIGTERM"
+
+    def _kill(self, child: ChildProcess) -> None:
+        child.signal(signal.SIGKILL)
+        self._reap(child, 5.0)
+        self._forget(child)
+
+    def _reap(self, child: ChildProcess, timeout: float | None) -> int | None:
+        """Wait for the child to end; its wait status, or None on timeout."""
+        status = child.reap(timeout)
+        if status is not None:
+            self._forget(child)
+        return status
+
+    def _retire(self, child: ChildProcess) -> None:
+        """Let a child exit (EOF on its pipe); it is reaped later."""
+        child.close_requests()
+        with self._lock:
+            self._retired.append(child)
+
+    def _collect_retired(self) -> None:
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for child in retired:
+            if self._reap(child, 0) is None:
+                with self._lock:
+                    self._retired.append(child)
+
+    def _forget(self, child: ChildProcess) -> None:
+        with self._lock:
+            known = self._children.pop(child.pid, None) is not None
+            if child in self._idle:
+                self._idle.remove(child)
+        if known:
+            child.close()
+
+    # -- the whole pool ------------------------------------------------------------------
+    def close(self, timeout: float = 5.0) -> None:
+        """End every child: idle ones exit at EOF, any left after ``timeout`` are killed."""
+        with self._lock:
+            children = list(self._children.values())
+            self._idle = []
+            self._retired = []
+        for child in children:
+            child.close_requests()
+        deadline = time.monotonic() + timeout
+        for child in children:
+            if self._reap(child, max(0.0, deadline - time.monotonic())) is None:
+                child.signal(signal.SIGKILL)
+                self._reap(child, 2.0)
+
+    @property
+    def pids(self) -> list[int]:
+        return sorted(self._children)
+
+
+def how_long(what: str) -> str:
+    """'job timeout 5' -> 'timeout of 5 s'; 'callback timeout 3' -> 'callback's timeout of 3 s'."""
+    kind, _, seconds = what.rpartition(" ")
+    return ("timeout" if kind == "job timeout" else "callback's timeout") + f" of {seconds} s"
+
+
+def _ending(job: Job, outcome: str, payload: str, started: float) -> Ending:
+    return Ending(job, outcome, payload,
+                  extra={"duration": f"{time.monotonic() - started:.6f}"})
