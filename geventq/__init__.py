@@ -28,6 +28,7 @@ _EXPORTS = {
     "Worker": "geventq.worker.base",
     "SimpleWorker": "geventq.worker.simple",
     "GeventWorker": "geventq.green.worker",
+    "ForkWorker": "geventq.worker.forkworker",
 }
 
 __all__ = sorted(_EXPORTS) + ["VERSION"]

@@ -24,15 +24,18 @@ from ..utils import (
     remember_settings_secrets,
 )
 from .joblog import JobLinesFormatter
+from .modes import DEFAULT_CLASSES, is_hub_free
 
 logger = logging.getLogger("geventq.worker")
 
 
-def run_worker(load_settings: Callable[[], dict]) -> int:
+def run_worker(load_settings: Callable[[], dict], hub: bool = True) -> int:
     """Build the worker the settings describe, run it, return the exit code.
 
-    Configuration problems print one line naming the problem and return
-    ``EXIT_BOOT_ERROR`` (the launcher does not restart-storm on those).
+    ``hub``: whether the process was monkey-patched for gevent (``geventq worker``
+    decides before the settings file runs: :mod:`geventq.cli.mode`). Configuration
+    problems print one line naming the problem and return ``EXIT_BOOT_ERROR`` (the
+    launcher does not restart-storm on those).
     """
     touch_heartbeat_file()
     try:
@@ -43,7 +46,7 @@ def run_worker(load_settings: Callable[[], dict]) -> int:
         connection = connect(settings, no_wait)
         if connection is None:
             return EXIT_BOOT_ERROR
-        worker = build_worker(settings, connection)
+        worker = build_worker(settings, connection, hub=hub)
     except (ConfigError, ValueError, ImportError, AttributeError, TypeError) as exc:
         print(f"geventq worker: {redact_url(str(exc))}", file=sys.stderr)
         return EXIT_BOOT_ERROR
@@ -116,11 +119,12 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=numeric, handlers=[handler])
 
 
-def build_worker(settings: dict, connection: redis.Redis) -> Any:
-    """Instantiate WORKER_CLASS with the settings it accepts."""
+def build_worker(settings: dict, connection: redis.Redis, hub: bool = True) -> Any:
+    """Instantiate WORKER_CLASS with the settings it accepts (``MODE = "fork"`` with the
+    default class: a hub-free ``ForkWorker`` unless the process has a hub already)."""
     from .base import Worker
 
-    worker_class = settings.get("WORKER_CLASS") or "geventq.GeventWorker"
+    worker_class = pick_worker_class(settings, hub)
     if isinstance(worker_class, str):
         if "." not in worker_class:  # a built-in class by its bare name: -w SimpleWorker
             worker_class = f"geventq.{worker_class}"
@@ -164,6 +168,25 @@ def build_worker(settings: dict, connection: redis.Redis) -> Any:
             raise ConfigError(f"{worker_class.__name__} does not support {key}")
     logger.debug("connecting to %s", describe_connection(connection))
     return worker_class(**kwargs)
+
+
+def pick_worker_class(settings: dict, hub: bool) -> Any:
+    """WORKER_CLASS, or ``geventq.ForkWorker`` for ``MODE = "fork"`` with the default class
+    in a process without a hub. A hub-free process refuses a worker that needs one."""
+    worker_class = settings.get("WORKER_CLASS") or "geventq.GeventWorker"
+    if not is_hub_free(settings.get("MODE"), worker_class):
+        if not hub:
+            raise ConfigError("the settings file computes MODE or WORKER_CLASS, and came out "
+                              "needing gevent after `geventq worker` had decided to run without "
+                              "it: write MODE and WORKER_CLASS as literals (or use --mode)")
+        return worker_class
+    if hub and worker_class in DEFAULT_CLASSES:
+        logger.info("MODE is 'fork', but the settings file computes it (or WORKER_CLASS), so "
+                    "`geventq worker` monkey-patched before reading it: this worker runs its "
+                    "fork children under a gevent hub (GeventWorker). Write MODE = \"fork\" as "
+                    "a literal, or pass --mode fork, for a worker without gevent")
+        return worker_class
+    return "geventq.ForkWorker"
 
 
 def _accepted_parameters(cls: type) -> set[str] | None:
