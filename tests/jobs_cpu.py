@@ -61,3 +61,19 @@ def fail_here(message: str) -> None:
 
 def noop() -> None:
     return None
+
+
+def process_report() -> dict:
+    """What a job sees of its process. A fork child inherits its worker's modules and
+    patches, so this tells whether the worker had loaded gevent (or greenlet) or patched."""
+    import sys
+
+    monkey = sys.modules.get("gevent.monkey")
+    return {"pid": os.getpid(), "ppid": os.getppid(), "gevent": "gevent" in sys.modules,
+            "greenlet": "greenlet" in sys.modules,
+            "patched": bool(monkey is not None and monkey.is_module_patched("socket"))}
+
+
+def die_by_sigkill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(5)

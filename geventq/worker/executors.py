@@ -184,7 +184,8 @@ class PlainRuntime:
         pass
 
     def spawn(self, func: Callable[..., Any], *args: Any) -> threading.Thread:
-        thread = threading.Thread(target=func, args=args, daemon=True)
+        """A daemon thread running ``func(*args)``, deaf to the signals the worker handles."""
+        thread = threading.Thread(target=_without_signals, args=(func, *args), daemon=True)
         thread.start()
         return thread
 
@@ -208,3 +209,12 @@ class PlainRuntime:
         def restore() -> None:
             signal.signal(signum, previous)
         return restore
+
+
+def _without_signals(func: Callable[..., Any], *args: Any) -> Any:
+    """Run ``func`` with SIGTERM and SIGINT blocked in this thread: the kernel then hands
+    them to the main thread, whose blocking call they interrupt so that its handler runs
+    at once (a signal taken by another thread waits until the main thread wakes up)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    return func(*args)
+

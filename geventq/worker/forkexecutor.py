@@ -44,7 +44,7 @@ class ForkExecutor:
 
     def submit(self, job: Job) -> None:
         self._running[job.id] = job
-        self.pool.admit(job.id)  # a stop heard from now on reaches it
+        self.pool.start(job)  # in the loop's thread, which forks any new child
         self.runtime.spawn(self._run_job, job)
 
     def running(self) -> dict[str, Job]:

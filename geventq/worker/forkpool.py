@@ -39,6 +39,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from .. import setting_rules
@@ -76,11 +77,22 @@ def fork_settings(mode: str | None, fork_queues: Iterable[str] | None,
     return mode, names, fork_concurrency
 
 
-class ForkPool:
-    """Runs jobs in up to ``size`` forked children of a worker, reusing idle children.
+@dataclass
+class _Handover:
+    """One job handed to the pool: when, to which child, what went wrong, why cancelled."""
 
-    ``run`` is called from many threads (or greenlets) at once; ``cancel`` and
-    ``kill_all`` from any thread. ``in_child`` runs first in every new child (a
+    started: float
+    child: ChildProcess | None = None
+    error: Exception | None = None
+    cancelled: str | None = None  # STOPPED / SHUTDOWN
+
+
+class ForkPool:
+    """Runs jobs in forked children of a worker, reusing idle children.
+
+    The caller runs at most ``size`` jobs at once (its executor's slots): ``start``
+    in the loop's thread, then ``run`` in a thread (or greenlet) per job; ``cancel``
+    and ``kill_all`` from any thread. ``in_child`` runs first in every new child (a
     gevent worker's: leave its hub).
     """
 
@@ -93,77 +105,82 @@ class ForkPool:
         self.kill_grace = kill_grace
         self.max_jobs_per_child = max_jobs_per_child
         self.in_child = in_child
-        self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()  # the fields below; held across a fork
         self._idle: list[ChildProcess] = []
         self._children: dict[int, ChildProcess] = {}  # every child not yet reaped
         self._retired: list[ChildProcess] = []  # told to exit, not reaped yet
-        self._jobs: dict[str, ChildProcess | None] = {}  # admitted jobs: the child running each
-        self._cancelled: dict[str, str] = {}  # job id -> STOPPED / SHUTDOWN
+        self._jobs: dict[str, _Handover] = {}  # started jobs, not yet ended
 
-    # -- running one job (in the job's thread or greenlet) ------------------------------
-    def admit(self, job_id: str) -> None:
-        """Announce a job that ``run`` will run: from now on ``cancel`` reaches it."""
+    # -- one job: handed over in the loop's thread, waited for in its own -------------
+    def start(self, job: Job) -> None:
+        """Hand ``job`` to an idle child, or to a new one; from now on ``cancel`` reaches it.
+
+        Called in the thread that runs the worker loop: every child is forked by that one
+        thread, which lives as long as the worker (a child dies with the *thread* that
+        forked it: PR_SET_PDEATHSIG). The pipe of an idle child is empty, so this does
+        not wait for the child."""
+        handover = _Handover(time.monotonic())
         with self._lock:
-            self._jobs.setdefault(job_id, None)
+            self._jobs[job.id] = handover
+        try:
+            self._send(job, handover)
+        except Exception as error:  # cannot fork, a broken pipe: ``run`` fails the job
+            handover.error = error
 
     def run(self, job: Job) -> Ending:
-        """Run ``job`` in a child and return its ending. ``ShutdownRequested`` (a cold
-        stop cancelled it) and other ``BaseException`` propagate, its child killed first:
-        the caller puts the job back on its queue."""
-        self.admit(job.id)
+        """Wait for the job ``start`` handed over; its ending. ``ShutdownRequested`` (a cold
+        stop cancelled it) and any other ``BaseException`` propagate, its child killed
+        first: the caller puts the job back on its queue."""
+        handover = self._jobs.get(job.id)
+        if handover is None:
+            raise RuntimeError(f"job {job.id} was not started in the fork pool")
         try:
-            with self._slots:
-                return self._run(job, time.monotonic())
+            return self._run(job, handover)
         finally:
             with self._lock:
                 self._jobs.pop(job.id, None)
-                self._cancelled.pop(job.id, None)
 
-    def _run(self, job: Job, started: float) -> Ending:
-        child = None
+    def _run(self, job: Job, handover: _Handover) -> Ending:
+        child, started = handover.child, handover.started
+        if handover.error is not None:
+            return self._failed(job, handover.error, started)
+        if child is None:
+            return self._cancelled_ending(job, handover, began=False)
         try:
-            child = self._send(job)
-            if child is None:
-                return self._cancelled_ending(job, started, began=False)
             reply, why = self._wait(child, job)
-        except Exception as error:  # cannot fork, a broken pipe, a reply that cannot be read
-            if child is not None:
-                self._kill(child)
+        except Exception as error:  # a reply that cannot be read
+            self._kill(child)
             return self._failed(job, error, started)
         except BaseException:  # the job goes back, its child goes away
-            if child is not None:
-                self._kill(child)
+            self._kill(child)
             raise
         with self._lock:  # from now on a cancel finds no child to kill
-            self._jobs[job.id] = None
-            cancelled = job.id in self._cancelled
+            handover.child = None
         if reply is not None:  # it ended: a cancel came too late
             return self._finished(child, job, reply)
-        if cancelled:
+        if handover.cancelled:
             self._kill(child)
-            return self._cancelled_ending(job, started, began=True)
+            return self._cancelled_ending(job, handover, began=True)
         return self._failed(job, self._child_failure(child, job, why), started)
 
-    def _send(self, job: Job) -> ChildProcess | None:
-        """Hand the job to an idle child, or to a new one (None: cancelled before it began)."""
+    def _send(self, job: Job, handover: _Handover) -> None:
+        """Hand the job to an idle child, or to a new one (none if it was cancelled)."""
         for attempt in (1, 2):
             child = self._checkout()
             with self._lock:
-                if job.id in self._cancelled:
+                if handover.cancelled:
                     self._idle.append(child)
-                    return None
-                self._jobs[job.id] = child
+                    return
+                handover.child = child
             try:
                 child.send(job.id)
-                return child
+                return
             except OSError:  # it died while idle
                 with self._lock:
-                    self._jobs[job.id] = None
+                    handover.child = None
                 self._kill(child)
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
 
     def _wait(self, child: ChildProcess, job: Job) -> tuple[tuple | None, str]:
         """(reply, '') or (None, why): 'died', or 'job timeout N' / 'callback timeout N'."""
@@ -198,11 +215,11 @@ class ForkPool:
         return JobTimeoutException(f"job {job.id} ({job.func_name}) exceeded its {how_long(why)}; "
                                    f"its child process {child.pid} was killed with {killed_with}")
 
-    def _cancelled_ending(self, job: Job, started: float, began: bool) -> Ending:
-        if self._cancelled.get(job.id) == SHUTDOWN:
+    def _cancelled_ending(self, job: Job, handover: _Handover, began: bool) -> Ending:
+        if handover.cancelled == SHUTDOWN:
             raise ShutdownRequested(f"cold shutdown of worker {self.worker.name}")
         return _ending(job, "stopped", "stopped: geventq stop was requested" +
-                       ("" if began else " before the job began"), started)
+                       ("" if began else " before the job began"), handover.started)
 
     def _finished(self, child: ChildProcess, job: Job, reply: tuple) -> Ending:
         outcome, payload, extra, default_ttl = reply
@@ -230,14 +247,15 @@ class ForkPool:
 
     # -- stopping jobs (from any thread) ------------------------------------------------
     def cancel(self, job_id: str, why: str) -> bool:
-        """End an admitted job now: its child is killed; ``run`` returns it ``stopped``
+        """End a started job now: its child is killed; ``run`` returns it ``stopped``
         (STOPPED) or raises ``ShutdownRequested`` (SHUTDOWN); one not begun never begins.
         False if the job is not (or no longer) here."""
         with self._lock:
-            if job_id not in self._jobs:
+            handover = self._jobs.get(job_id)
+            if handover is None:
                 return False
-            self._cancelled[job_id] = why
-            child = self._jobs[job_id]
+            handover.cancelled = why
+            child = handover.child
         if child is not None:
             child.doomed = True
             child.signal(signal.SIGKILL)

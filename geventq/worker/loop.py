@@ -173,7 +173,9 @@ class Loop:
         # looked at again after the clear: a job ending in another thread (a ForkWorker's)
         # may have freed its slot in between
         if not self._free_lanes()[0]:
-            self.slot_free.wait()
+            # not for ever: a signal that reached another thread is handled (in this one)
+            # only once this thread runs again
+            self.slot_free.wait(IDLE_BLOCK)
         self.runtime.yield_()  # let the other jobs ending in this turn free their slots
 
     def running(self) -> int:
