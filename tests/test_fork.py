@@ -31,12 +31,13 @@ def _overlap(a, b) -> bool:
     return max(a[0], b[0]) < min(a[1], b[1])
 
 
-def test_cpu_loop_past_its_timeout_is_killed_and_failed(cpu, start_worker):
+@pytest.mark.parametrize("forking", [("--fork-queue", "cpu"), ("--mode", "fork")],
+                         ids=["fork-queue", "fork-mode"])
+def test_cpu_loop_past_its_timeout_is_killed_and_failed(cpu, start_worker, forking):
     stuck = cpu.enqueue(jobs_cpu.spin, 60, job_timeout=1)
     deaf = cpu.enqueue(jobs_cpu.spin_ignoring_sigterm, 60, job_timeout=1)
     after = cpu.enqueue(jobs_cpu.noop)
-    worker = start_worker("--burst", "--fork-queue", "cpu", "--fork-concurrency", "2", "cpu",
-                          *QUIET)
+    worker = start_worker("--burst", *forking, "--fork-concurrency", "2", "cpu", *QUIET)
     assert worker.wait(20) == 0
     for job, how in ((stuck, "SIGTERM"), (deaf, "SIGKILL")):
         job.refresh()

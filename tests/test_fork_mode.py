@@ -1,6 +1,7 @@
 """`geventq worker --mode fork`: a ForkWorker, every job in a pre-forked child, no gevent.
 
-Real `geventq worker` processes against the test redis-server. That the worker has
+Real `geventq worker` processes against the test redis-server (timeouts in fork mode:
+tests/test_fork.py). That the worker has
 no gevent is seen two ways: from outside, its memory maps name no gevent or greenlet
 extension; from inside, a job in a child (which inherits the worker's modules and
 patches) reports what it sees.
@@ -64,23 +65,6 @@ def test_a_mixed_worker_has_its_hub(queue, start_worker):
     assert _maps_mention(worker.pid, "greenlet")
     worker.signal(signal.SIGTERM)
     assert worker.wait(15) == 0
-
-
-def test_timeouts_kill_the_child_with_sigterm_then_sigkill(queue, start_worker):
-    stuck = queue.enqueue(jobs_cpu.spin, 60, job_timeout=1)
-    deaf = queue.enqueue(jobs_cpu.spin_ignoring_sigterm, 60, job_timeout=1)
-    after = queue.enqueue(jobs_cpu.noop)
-    worker = start_worker("--burst", "--mode", "fork", "--fork-concurrency", "2", "default",
-                          *QUIET)
-    assert worker.wait(20) == 0, worker.output()
-    for job, how in ((stuck, "SIGTERM"), (deaf, "SIGKILL")):
-        job.refresh()
-        assert job.get_status() == "failed"
-        assert "JobTimeoutException" in job.exc_info and "timeout of 1 s" in job.exc_info
-        assert f"killed with {how}" in job.exc_info
-        assert (job.ended_at - job.started_at).total_seconds() < 4
-    assert after.get_status() == "finished"
-    assert queue.started_job_registry.count == 0
 
 
 def test_a_dead_child_fails_its_job_and_the_worker_goes_on(queue, start_worker):

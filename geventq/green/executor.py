@@ -39,12 +39,10 @@ RunJob = Callable[[Job, StopRegion], Ending]
 class GreenletExecutor:
     """Runs up to ``size`` jobs at once, each in its own greenlet."""
 
-    def __init__(self, size: int, run: RunJob, sink: JobSink,
-                 close: Callable[[], object] | None = None) -> None:
+    def __init__(self, size: int, run: RunJob, sink: JobSink) -> None:
         self.size = size
         self.run = run
         self.sink = sink
-        self._close = close  # what close() releases
         self._running: dict[str, gevent.Greenlet] = {}
         self._jobs: dict[gevent.Greenlet, Job] = {}
         self._stop_requests: set[str] = set()  # ids of running jobs that geventq stop named
@@ -89,8 +87,7 @@ class GreenletExecutor:
                 self.sink.job_interrupted(jobs[job_id])
 
     def close(self) -> None:
-        if self._close is not None:
-            self._close()
+        pass  # greenlets hold nothing once the loop has ended
 
     # -- one job -------------------------------------------------------------------------
     def _run_job(self, job: Job) -> None:
