@@ -49,9 +49,9 @@ from ..recording import record_endings
 from ..utils import as_str
 
 if TYPE_CHECKING:
+    from ..worker.finisher import BatchFinisher
     from ..worker.forkpool import ForkPool
     from .executor import GreenletExecutor
-    from .finisher import Finisher
 
 logger = logging.getLogger("geventq.worker")
 
@@ -59,7 +59,7 @@ logger = logging.getLogger("geventq.worker")
 class HubGuard:
     """Subscribes to gevent's ``EventLoopBlocked`` for one worker's hub."""
 
-    def __init__(self, worker: Any, executor: GreenletExecutor, finisher: Finisher,
+    def __init__(self, worker: Any, executor: GreenletExecutor, finisher: BatchFinisher,
                  forks: ForkPool | None, max_blocking_time: float):
         if not isinstance(max_blocking_time, (int, float)) or max_blocking_time <= 0:
             raise ValueError(f"max_blocking_time must be a positive number of seconds, "

@@ -3,8 +3,8 @@
 It runs the one worker loop (:mod:`geventq.worker.loop`) on the gevent runtime:
 the main greenlet claims jobs in batches (never more than there are free
 slots) and hands them to a :class:`GreenletExecutor`, a greenlet per job under
-a ``gevent.Timeout``; the :class:`Finisher` greenlet writes the endings of many
-jobs in one pipeline. The Redis work per job is therefore a fraction of a
+a ``gevent.Timeout``; the :class:`~geventq.worker.finisher.BatchFinisher`
+greenlet writes the endings of many jobs in one pipeline. The Redis work per job is therefore a fraction of a
 round trip when the worker is busy. An idle worker blocks on the queues' wake
 tokens (BLPOP): no polling, and a new job is picked up as soon as it is
 enqueued. Fork queues are a second lane with an executor of its own, a
@@ -30,12 +30,12 @@ from ..execution import execute
 from ..job import Job
 from ..scheduler import scheduler_for_worker
 from ..worker.base import Worker
+from ..worker.finisher import BatchFinisher
 from ..worker.forkexecutor import ForkExecutor
 from ..worker.forkpool import ForkPool, fork_settings
 from ..worker.loop import Loop
 from ..worker.stopping import StopListener
 from .executor import GreenletExecutor, StopRegion
-from .finisher import Finisher
 from .forkchild import leave_parent_hub
 from .hubguard import HubGuard
 from .runtime import GeventRuntime
@@ -83,10 +83,10 @@ class GeventWorker(Worker):
         self.mode, self.fork_queue_names, self.fork_concurrency = fork_settings(
             mode, fork_queues, fork_concurrency, self.queue_names)
         green_names = [q for q in self.queue_names if q not in self.fork_queue_names]
-        self.finisher = Finisher(self.connection, self.keys, self.name, self.key,
-                                 busy_jobs=lambda: self.loop.running(),
-                                 written=lambda: self.loop.slot_freed())
         runtime = GeventRuntime()
+        self.finisher = BatchFinisher(self.connection, self.keys, self.name, self.key,
+                                      busy_jobs=lambda: self.loop.running(),
+                                      written=lambda: self.loop.slot_freed(), runtime=runtime)
         self.loop = Loop(self, runtime, self.finisher)
         self.executor = GreenletExecutor(self.concurrency, self._execute, self.loop)
         self.loop.add_lane(green_names, self.executor)
@@ -102,7 +102,7 @@ class GeventWorker(Worker):
         self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
         self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job,
                                           sleep=runtime.sleep)
-        self.loop.services.append(self.stop_listener)
+        self.loop.services += [self.stop_listener, self.finisher]
         self.loop.tasks = [self.finisher.run, self.stop_listener.run]
         if self.scheduler is not None:
             scheduler = self.scheduler

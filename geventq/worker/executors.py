@@ -6,7 +6,8 @@ the plain (gevent-free) ones.
   or freed its slot. ``running()`` is public and safe to read from another
   thread (the hub guard's).
 - A **finisher** writes endings: :class:`WriteNow` here (at once, in the
-  caller), or ``geventq.green.finisher.Finisher`` (in batches, on a greenlet).
+  caller), or ``geventq.worker.finisher.BatchFinisher`` (in batches, from a
+  greenlet or a thread of its own).
 - A **runtime** is how the loop waits, sleeps, spawns a background task and
   catches a signal: :class:`PlainRuntime` (threads, ``signal.signal``) or
   ``geventq.green.runtime.GeventRuntime``.

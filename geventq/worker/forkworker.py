@@ -5,9 +5,10 @@ loop (:mod:`geventq.worker.loop`) on :class:`~geventq.worker.executors.PlainRunt
 with one lane whose :class:`~geventq.worker.forkexecutor.ForkExecutor` runs each
 job in a child of a :class:`~geventq.worker.forkpool.ForkPool` (children are
 kept, job after job), a thread per running job waiting for its child. The
-main thread claims; endings are written as they come (:class:`WriteNow`); the
-stop listener (``geventq stop``) and the scheduler (``--with-scheduler``) are
-threads. The process never imports gevent, never monkey-patches and runs no
+main thread claims; a finisher thread writes the endings of many jobs in one
+pipeline (:class:`~geventq.worker.finisher.BatchFinisher`, as a ``GeventWorker``'s
+greenlet does); the stop listener (``geventq stop``) and the scheduler
+(``--with-scheduler``) are threads. The process never imports gevent, never monkey-patches and runs no
 hub, so its children have no hub to leave behind.
 
 A failure callback that runs here (its job's child was killed or died) has no
@@ -24,7 +25,8 @@ from typing import Any
 from ..job import Job
 from ..scheduler import scheduler_for_worker
 from .base import Worker
-from .executors import PlainRuntime, WriteNow
+from .executors import PlainRuntime
+from .finisher import BatchFinisher
 from .forkexecutor import ForkExecutor
 from .forkpool import ForkPool, fork_settings
 from .loop import Loop
@@ -53,14 +55,17 @@ class ForkWorker(Worker):
                                                         self.queue_names)
         self.fork_queue_names = names
         runtime = PlainRuntime()
-        self.loop = Loop(self, runtime, WriteNow(self.connection, self.keys, self.name, self.key))
+        self.finisher = BatchFinisher(self.connection, self.keys, self.name, self.key,
+                                      busy_jobs=lambda: self.loop.running(),
+                                      written=lambda: self.loop.slot_freed(), runtime=runtime)
+        self.loop = Loop(self, runtime, self.finisher)
         self.forks = ForkPool(self, names, self.fork_concurrency)
         self.executor = ForkExecutor(self.forks, self.loop, runtime)
         self.loop.add_lane(names, self.executor)
         self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job,
                                           sleep=runtime.sleep)
-        self.loop.services.append(self.stop_listener)
-        self.loop.tasks = [self.stop_listener.run]
+        self.loop.services += [self.stop_listener, self.finisher]
+        self.loop.tasks = [self.finisher.run, self.stop_listener.run]
         self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
         if self.scheduler is not None:
             scheduler = self.scheduler

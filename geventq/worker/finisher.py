@@ -1,48 +1,59 @@
-"""The finisher greenlet of a GeventWorker: one pipeline for the endings of many jobs."""
+"""``BatchFinisher``: one pipeline for the endings of many jobs, from a task of its own.
+
+The finisher of a worker that runs many jobs at once: a ``GeventWorker`` (its
+task is a greenlet) and a ``ForkWorker`` (a thread; jobs end in the threads
+that wait for their children, so ``add`` takes a lock). A worker that runs one
+job at a time writes each ending as it comes (:class:`~geventq.worker.executors.WriteNow`).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
-import gevent
 import redis
-from gevent.event import Event
 
 from .. import scripts
 from ..endings import Ending
 from ..keys import Keys
 from ..recording import record_until_taken
-from ..worker.executors import counter_commands
-from ..worker.joblog import JobLog
-from ..worker.tuning import BUNCH, GATHER
+from .executors import Runtime, counter_commands
+from .joblog import JobLog
+from .tuning import BUNCH, GATHER
 
 logger = logging.getLogger("geventq.worker")
 
 
-class Finisher:
-    """Collects endings and writes them in batches, from a greenlet of its own (``run``).
+class BatchFinisher:
+    """Collects endings and writes them in batches, from a task of its own (``run``).
 
     While jobs run (``busy_jobs()``), fewer than ``BUNCH`` endings wait up to
     ``GATHER`` seconds for more to share the round trip. After each batch it
     calls ``written()`` (the loop's ``slot_freed``); the log lines of the jobs it
     ended go out at most every 0.1 s (:class:`geventq.worker.joblog.JobLog`).
+    A loop service: ``stop()`` ends ``run`` once what was added is written.
     """
 
     def __init__(self, connection: redis.Redis, keys: Keys, worker_name: str, worker_key: str,
-                 busy_jobs: Callable[[], int], written: Callable[[], None]) -> None:
+                 busy_jobs: Callable[[], int], written: Callable[[], None],
+                 runtime: Runtime) -> None:
         self.connection, self.keys = connection, keys
         self.worker_name, self.worker_key = worker_name, worker_key
         self.busy_jobs = busy_jobs
         self.written = written
+        self.runtime = runtime
         self.channel = scripts.Channel(connection)  # the finisher's own connection
+        self._lock = threading.Lock()  # _endings and _writing (jobs end in other threads)
         self._endings: list[Ending] = []
         self._writing: list[Ending] = []  # the batch being written now
-        self._ready = Event()
+        self._ready = runtime.event()
+        self._stopped = False
         self.joblog = JobLog()  # one line per ended job, logged a batch of lines at a time
 
     def add(self, ending: Ending) -> None:
-        self._endings.append(ending)
+        with self._lock:
+            self._endings.append(ending)
         self._ready.set()
 
     def pending(self) -> list[Ending]:
@@ -53,36 +64,48 @@ class Finisher:
         return bool(self._endings or self._writing)
 
     def flush(self) -> None:
-        """Wait until every ending so far is written (the finisher greenlet writes them)."""
+        """Wait until every ending so far is written (the finisher's task writes them)."""
         while self.busy():
             self._ready.set()
-            gevent.sleep(0.01)
+            self.runtime.sleep(0.01)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        """``run`` writes what it holds and returns."""
+        self._stopped = True
+        self._ready.set()
 
     def run(self) -> None:
-        """The finisher greenlet's body: write batches until killed."""
+        """The finisher's task: write batches until stopped (or killed)."""
         try:
-            while True:
+            while not self._stopped or self.busy():
                 if not self._ready.wait(self.joblog.wait_time()):
                     self.joblog.flush()  # the log lines waiting are due
                     continue
                 self._ready.clear()
-                if self.busy_jobs() and len(self._endings) < BUNCH:
-                    gevent.sleep(GATHER)  # busy: more endings come with the same round trip
-                while self._endings:
-                    batch, self._endings = self._endings, []
-                    self._writing = batch
-                    try:
-                        self.write(batch)
-                    except Exception:  # a bug: the finisher must live on, or every job waits
-                        logger.exception("the finisher failed writing %d ending(s)", len(batch))
-                    finally:
-                        self._writing = []
-                        self.written()
+                if self.busy_jobs() and len(self._endings) < BUNCH and not self._stopped:
+                    self.runtime.sleep(GATHER)  # busy: more endings come with the same round trip
+                self._write_all()
                 if self.joblog.due():
                     self.joblog.flush()
         finally:
             self.joblog.flush()
             self.channel.close()
+
+    def _write_all(self) -> None:
+        while self._endings:
+            with self._lock:
+                batch, self._endings = self._endings, []
+                self._writing = batch
+            try:
+                self.write(batch)
+            except Exception:  # a bug: the finisher must live on, or every job waits
+                logger.exception("the finisher failed writing %d ending(s)", len(batch))
+            finally:
+                self._writing = []
+                self.written()
 
     def write(self, batch: list[Ending]) -> None:
         """Write endings and counters; retry transient errors until Redis takes them.
@@ -92,5 +115,5 @@ class Finisher:
         """
         record_until_taken(self.connection, self.keys, self.worker_name, batch,
                            counter_commands(self.worker_key, batch),
-                           sleep=gevent.sleep, channel=self.channel)
+                           sleep=self.runtime.sleep, channel=self.channel)
         self.joblog.add(batch)
