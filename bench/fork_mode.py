@@ -9,8 +9,10 @@ against one private redis-server, interleaved run by run:
 (b) RSS of the worker process itself (its children apart) once it has run 200 no-op
     jobs and sits idle; and whether gevent is in that process (its memory maps).
 
-    python bench/fork_mode.py --baseline 121a097           # 3 runs, medians
-    python bench/fork_mode.py --baseline 121a097 --quick   # only checks it works
+    python bench/fork_mode.py --baseline 121a097   # 3 runs, medians, this tree vs 121a097
+    python bench/fork_mode.py --quick              # this tree alone: only checks it works
+    python bench/fork_mode.py --baseline 121a097 --mixed   # the same, --fork-queue bench:
+                                                   # a GeventWorker whose one queue forks
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from throughput import BASE_ROOT, baseline_tree, enqueue, run_burst, start
 from bench.jobs import noop
 from geventq.keys import Keys
 
-FORK = ["--mode", "fork", "--fork-concurrency", "2"]
+FORK = {"mode": ["--mode", "fork"], "queue": ["--fork-queue", "bench"]}
+HOW = ["mode"]  # --mixed: ["queue"]
 
 
 def command(url: str, burst: bool) -> list[str]:
     cmd = [sys.executable, "-m", "geventq", "worker", "--logging-level", "WARNING",
-           "--url", url, *FORK]
+           "--url", url, *FORK[HOW[0]], "--fork-concurrency", "2"]
     return cmd + (["--burst"] if burst else []) + ["bench"]
 
 
@@ -71,29 +74,36 @@ def ratio(ours: float, theirs: float) -> str:
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--baseline", metavar="REV", required=True,
-                        help="the geventq of git revision REV (a worktree of it)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run the geventq of git revision REV (a worktree of it)")
     parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--mixed", action="store_true",
+                        help="a GeventWorker with a fork queue (--fork-queue) instead")
     opts = parser.parse_args()
-    BASE_ROOT["root"] = baseline_tree(opts.baseline)
+    if opts.mixed:
+        HOW[0] = "queue"
+    kinds = ["geventq"]
+    if opts.baseline:
+        BASE_ROOT["root"] = baseline_tree(opts.baseline)
+        kinds.append("base")
     n = 40 if opts.quick else opts.jobs
     runs = 1 if opts.quick else opts.runs
-    kinds = ["geventq", "base"]
     res: dict[str, list[dict]] = {k: [] for k in kinds}
     with private_redis() as server:
         for run in range(runs):
-            for kind in kinds[run % 2:] + kinds[:run % 2]:
+            for kind in kinds[run % len(kinds):] + kinds[:run % len(kinds)]:
                 res[kind].append({**drained(kind, server, n), **parent_rss(kind, server)})
             print(f"run {run + 1}/{runs} done", file=sys.stderr)
     med = {k: {f: median([r[f] for r in res[k]]) for f in ("rate", "cpu_us", "rss")}
            for k in kinds}
-    names = {"geventq": "this tree", "base": f"base {opts.baseline}"}
+    names = {"geventq": "this tree", "base": f"base {opts.baseline}"}  # (the base: --baseline)
     rows = [[names[k], f"{med[k]['rate']:.0f}", f"{med[k]['cpu_us']:.0f}", f"{med[k]['rss']:.1f}",
              "yes" if any(r["gevent"] for r in res[k]) else "no"] for k in kinds]
-    rows.append(["this / base", ratio(med["geventq"]["rate"], med["base"]["rate"]),
-                 ratio(med["geventq"]["cpu_us"], med["base"]["cpu_us"]),
-                 ratio(med["geventq"]["rss"], med["base"]["rss"]), ""])
-    print_table(f"--mode fork, {n} no-op jobs, medians of {runs} run(s)",
+    if "base" in med:
+        rows.append(["this / base", ratio(med["geventq"]["rate"], med["base"]["rate"]),
+                     ratio(med["geventq"]["cpu_us"], med["base"]["cpu_us"]),
+                     ratio(med["geventq"]["rss"], med["base"]["rss"]), ""])
+    print_table(f"{' '.join(FORK[HOW[0]])}, {n} no-op jobs, medians of {runs} run(s)",
                 ["worker", "jobs/s", "CPU µs/job", "worker RSS MB", "gevent loaded"], rows)
 
 

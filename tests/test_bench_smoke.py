@@ -48,6 +48,12 @@ def test_redis_cost_bench_runs(args):
     assert ("a one-node Redis Cluster" in out) == bool(args)
 
 
+@pytest.mark.timeout(60)
+def test_fork_mode_bench_runs():
+    out = run_bench("fork_mode.py")
+    assert "--mode fork, 40 no-op jobs" in out and "this tree" in out
+
+
 def test_dashboard_bench_runs():
     out = run_bench("dashboard.py")
     assert "first page" in out and "Requeue all: 200 failed jobs requeued" in out
