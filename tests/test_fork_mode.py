@@ -197,3 +197,32 @@ def test_a_fork_worker_in_process_replaces_a_child_after_its_jobs(connection):
     assert all(j.result["ppid"] == os.getpid() for j in jobs)
     assert len(set(pids)) == 3 and pids[0] == pids[1] and pids[2] == pids[3] != pids[4]
     assert worker.forks.pids == []  # closed: every child reaped
+
+
+GEVENT_WORKER_IN_FORK_MODE = """
+from gevent import monkey
+monkey.patch_all()
+import json, os, sys
+from redis import Redis
+from geventq import GeventWorker, Queue
+from tests import jobs_cpu
+conn = Redis.from_url(os.environ["REDIS_URL"])
+queue = Queue("default", connection=conn)
+jobs = [queue.enqueue(jobs_cpu.process_report) for _ in range(3)]
+worker = GeventWorker([queue], connection=conn, mode="fork", fork_concurrency=1)
+worker.work(burst=True)
+print(json.dumps({"pid": os.getpid(), "results": [j.result for j in jobs]}))
+"""
+
+
+def test_a_gevent_worker_in_fork_mode_from_python_keeps_its_hub(redis_url):
+    """``GeventWorker(mode="fork")`` in a monkey-patched process of one's own: every job
+    in a child, the worker on its hub."""
+    from tests.conftest import ROOT, worker_env
+
+    done = subprocess.run([sys.executable, "-c", GEVENT_WORKER_IN_FORK_MODE], cwd=ROOT,
+                          env=worker_env(redis_url), capture_output=True, text=True, timeout=45)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(r["ppid"] == out["pid"] and r["patched"] for r in out["results"])
+    assert len({r["pid"] for r in out["results"]}) == 1  # one child, reused

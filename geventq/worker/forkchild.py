@@ -29,6 +29,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -68,9 +69,7 @@ def child_main(worker: Any, requests_fd: int, replies_fd: int, close_fds: list[i
         for fd in close_fds:  # the parent's ends of our pipes and of the other children's
             with contextlib.suppress(OSError):
                 close(fd)
-        # Sockets of the parent's pool stay untouched: reset() only forgets them (redis-py
-        # never shuts down a socket created by another pid), and jobs get a pool of their own.
-        worker.connection.connection_pool.reset()
+        _forget_parent_pool(worker.connection.connection_pool)
         connection = clone_connection(worker.connection)
         _serve(worker, connection, requests_fd, replies_fd)
     except BaseException:  # nothing may escape: unwinding would run the worker's code
@@ -82,6 +81,22 @@ def child_main(worker: Any, requests_fd: int, replies_fd: int, close_fds: list[i
             with contextlib.suppress(BaseException):
                 stream.flush()
         os._exit(code)
+
+
+def _forget_parent_pool(pool: Any) -> None:
+    """Sockets of the worker's pool stay untouched: reset() only forgets them (redis-py
+    never shuts down a socket created by another pid); jobs get a pool of their own.
+
+    A thread of the worker (a ForkWorker's stop listener, scheduler...) may have held the
+    pool's lock at the fork: that thread is not in the child, so its lock would stay
+    taken for ever. A fresh one replaces it then."""
+    lock = getattr(pool, "_lock", None)
+    if lock is not None:
+        if lock.acquire(False):
+            lock.release()
+        else:
+            pool._lock = threading.Lock()
+    pool.reset()
 
 
 def _detach() -> None:
