@@ -147,7 +147,7 @@ class ForkPool:
         if child is None:
             return self._cancelled_ending(job, handover, began=False)
         try:
-            reply, why = self._wait(child, job)
+            reply, why = self._wait(child, job, started)
         except Exception as error:  # a reply that cannot be read
             self._kill(child)
             return self._failed(job, error, started)
@@ -182,11 +182,12 @@ class ForkPool:
                 if attempt == 2:
                     raise
 
-    def _wait(self, child: ChildProcess, job: Job) -> tuple[tuple | None, str]:
-        """(reply, '') or (None, why): 'died', or 'job timeout N' / 'callback timeout N'."""
+    def _wait(self, child: ChildProcess, job: Job, sent: float) -> tuple[tuple | None, str]:
+        """(reply, '') or (None, why): 'died', or 'job timeout N' / 'callback timeout N'.
+        The job's time runs from ``sent``, when its child got it."""
         limit = time_limit(job.timeout)
         what = f"job timeout {limit}"
-        deadline = None if limit is None else time.monotonic() + limit
+        deadline = None if limit is None else sent + limit
         while True:
             frame = child.receive(deadline)
             if frame == TIMED_OUT:
