@@ -63,7 +63,9 @@ def test_jobs_of_a_killed_worker_are_requeued_by_a_live_one(connection, queue, s
         assert job.extra.get("requeues") == "1"
         assert job.worker_name is None
     assert queue.started_job_registry.count == 0
-    assert not connection.sismember(KEYS.workers, "victim")
+    # the jobs go back one script each, then the worker is forgotten: a moment later
+    wait_for(lambda: not connection.sismember(KEYS.workers, "victim"), timeout=5,
+             message="the dead worker forgotten after its jobs were put back")
     assert connection.scard(KEYS.worker_jobs("victim")) == 0
 
 
