@@ -87,7 +87,7 @@ def check_single_reply(job: Job, reply: list) -> None:
         job.refresh()
         return
     check_invalid_reply(reply)
-    job._status = outcome
+    job.record_status(outcome)
 
 
 def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
@@ -110,7 +110,7 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
         args += (job.id, job.serialize_data(), len(own))
         if own:
             args += own
-        job._fresh_id = False  # from now on (even if this call fails) its id is looked up
+        job.mark_id_sent()
     return keys, args
 
 
@@ -141,8 +141,8 @@ def write_one(queue: Queue, job: Job, stamp: float) -> None:
         return
     if batchable(job):
         check_batch_reply(scripts.call(queue.connection, "enqueue_batch",
-                                       *batch_call(queue, [job], stamp, not job._fresh_id)))
-        job._status = "queued"
+                                       *batch_call(queue, [job], stamp, not job.generated_id)))
+        job.record_status("queued")
         job.created_at = to_datetime(stamp)
     else:
         reply = scripts.call(queue.connection, "enqueue", *single_call(queue, job, stamp))
@@ -157,7 +157,7 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
         if not batchable(job):
             segments.append((None, [job]))
             continue
-        alike = (job.shared_fields(), not job._fresh_id)
+        alike = (job.shared_fields(), not job.generated_id)
         if segments and segments[-1][0] == alike and len(segments[-1][1]) < BATCH:
             segments[-1][1].append(job)
         else:
@@ -200,5 +200,5 @@ def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
             continue
         check_batch_reply(reply)
         for job in group:
-            job._status = "queued"
+            job.record_status("queued")
             job.created_at = created

@@ -104,8 +104,8 @@ class Job(JobActions, JobProgress):
         self.extra: dict[str, str] = {}
 
     @classmethod
-    def _new(cls, id: str | None, connection: redis.Redis, serializer: Serializer,
-             keys: Keys) -> Job:
+    def from_resolved(cls, id: str | None, connection: redis.Redis, serializer: Serializer,
+                      keys: Keys) -> Job:
         """``cls(id, ...)`` for hot paths whose connection, serializer and keys are
         already resolved (a queue's or a worker's): skips resolving them per job."""
         if cls.__init__ is not Job.__init__:  # a subclass's own __init__ still runs
@@ -120,6 +120,22 @@ class Job(JobActions, JobProgress):
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, func={self.func_name!r}, status={self._status!r})"
+
+    @property
+    def generated_id(self) -> bool:
+        """True while the id is one this process generated and never sent to Redis: no
+        job can hold it, so enqueueing skips looking it up."""
+        return self._fresh_id
+
+    def mark_id_sent(self) -> None:
+        """The id is being sent to Redis: from now on (even if that write fails) it is
+        looked up before the job is written again."""
+        self._fresh_id = False
+
+    def record_status(self, status: str | None) -> None:
+        """Note the status Redis now holds for this job, as its writer learnt it (no
+        round trip; ``get_status(refresh=False)`` returns it)."""
+        self._status = status
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Job) and other.id == self.id
@@ -147,7 +163,7 @@ class Job(JobActions, JobProgress):
         if description is not None:
             storable_text(description, "description")
         if _resolved:
-            job = cls._new(id, connection, serializer, keys)  # type: ignore[arg-type]  # resolved
+            job = cls.from_resolved(id, connection, serializer, keys)  # type: ignore[arg-type]  # resolved
         else:
             job = cls(id, connection=connection, serializer=serializer, keys=keys)
         job.func_name, job._instance = _describe(func)
@@ -227,7 +243,7 @@ class Job(JobActions, JobProgress):
         if self._description is not None:
             fields += ("description", self._description)
         if self.meta:
-            fields += ("meta", self._dump("meta", self.meta))
+            fields += ("meta", self.serialize_meta())
         if self.dependency_ids:
             fields += ("deps", ",".join(self.dependency_ids))
         if self.allow_dependency_failure:
@@ -236,6 +252,14 @@ class Job(JobActions, JobProgress):
             if value is not None:
                 fields += (name, value)
         return fields
+
+    def serialize_meta(self) -> bytes:
+        """The stored form of ``meta``; raises ValueError naming what failed."""
+        return self._dump("meta", self.meta)
+
+    def serialize_result(self, value: Any) -> bytes:
+        """The stored form of a return value; raises ValueError naming what failed."""
+        return self._dump("result", value)
 
     def _dump(self, what: str, value: Any) -> bytes:
         try:
@@ -426,7 +450,7 @@ class Job(JobActions, JobProgress):
 
     def save_meta(self) -> None:
         """Write ``job.meta`` to Redis (other fields are left alone)."""
-        self.connection.hset(self.key, "meta", self._dump("meta", self.meta))
+        self.connection.hset(self.key, "meta", self.serialize_meta())
 
     # -- running -----------------------------------------------------------
     def perform(self) -> Any:

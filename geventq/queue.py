@@ -179,7 +179,7 @@ class Queue:
             if not self.is_async:
                 return [run_inline(self, job) for job in jobs]
             # only ids given by the caller can be taken; generated ones are random
-            self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
+            self._check_batch_references(jobs, [job for job in jobs if not job.generated_id])
             enqueueing.write_many(self, jobs, now())
         return jobs
 
@@ -242,7 +242,7 @@ class Queue:
         job.serialize_data()  # fail now, before anything is written
         self._add_flow_fields(job, *flow)
         if job.meta:
-            job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
+            job.serialize_meta()  # likewise (enqueue_many streams its writes)
         return job
 
     def _add_flow_fields(self, job: Job, limit: Any, unique: Any, unique_key: Any) -> None:

@@ -44,7 +44,7 @@ _SECRET_ENV = ("GEVENTQ_URL", "REDIS_URL")
 _IGNORED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _native(module: str, name: str) -> Any:
+def native(module: str, name: str) -> Any:
     """The unpatched original when gevent has patched the module."""
     try:
         from gevent import monkey
@@ -62,8 +62,8 @@ class PulseProcess:
 
     def __init__(self, pid: int, commands_fd: int, alive_fd: int):
         self.pid, self.commands_fd, self.alive_fd = pid, commands_fd, alive_fd
-        self._close = _native("os", "close")
-        self._select = _native("select", "select")
+        self._close = native("os", "close")
+        self._select = native("select", "select")
         _IN_THIS_PROCESS.add(self)
         _close_pipes_in_forked_children()
 
@@ -72,7 +72,7 @@ class PulseProcess:
         """Start ``python -I -S pulse.py NAME`` and send it ``config``; raises OSError."""
         if not sys.executable:
             raise OSError("no Python interpreter to run the pulse (sys.executable is empty)")
-        close = _native("os", "close")  # gevent's defers it: a fork meanwhile would inherit it
+        close = native("os", "close")  # gevent's defers it: a fork meanwhile would inherit it
         commands_r, commands_w = _pipe()
         alive_r, alive_w = _pipe()
         env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
@@ -80,7 +80,7 @@ class PulseProcess:
             # gevent's posix_spawn would watch the child from a hub (a thread has none);
             # the signals are blocked from the pulse's first instruction: a Ctrl-C or a kill
             # of the process group must not end the heartbeat of a worker finishing its jobs
-            pid = _native("os", "posix_spawn")(
+            pid = native("os", "posix_spawn")(
                 sys.executable, [sys.executable, "-I", "-S", PULSE_SCRIPT, name], env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, commands_r, 0),
                               (os.POSIX_SPAWN_DUP2, alive_w, 1)],
@@ -163,9 +163,9 @@ class Liveness:
         self.restarts = 0
         self.why_no_pulse: str | None = None
         self._stopped = False
-        self._lock = _native("_thread", "allocate_lock")()  # guards self.pulse
-        self._running = _native("_thread", "allocate_lock")()  # held while the thread runs
-        self._sleep = _native("time", "sleep")
+        self._lock = native("_thread", "allocate_lock")()  # guards self.pulse
+        self._running = native("_thread", "allocate_lock")()  # held while the thread runs
+        self._sleep = native("time", "sleep")
 
     def start(self) -> None:
         """Start the pulse (or say why there is none), then the thread that watches it."""
@@ -176,7 +176,7 @@ class Liveness:
         else:
             self._spawn()
         self._running.acquire()
-        _native("_thread", "start_new_thread")(self._run, ())
+        native("_thread", "start_new_thread")(self._run, ())
 
     def set_state(self, state: str) -> None:
         """The worker's state, written to its key with every beat from now on."""
@@ -284,7 +284,7 @@ def _pipe() -> tuple[int, int]:
     for fd in os.pipe():
         if fd <= 2:
             moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-            _native("os", "close")(fd)
+            native("os", "close")(fd)
             fd = moved
         ends.append(fd)
     return ends[0], ends[1]
@@ -292,7 +292,7 @@ def _pipe() -> tuple[int, int]:
 
 def _reap(pid: int) -> int | None:
     """Collect an exited child's status (within a second); None if someone else reaped it."""
-    waitpid = _native("os", "waitpid")
+    waitpid = native("os", "waitpid")
     end = time.monotonic() + 1.0
     while True:
         try:
@@ -303,7 +303,7 @@ def _reap(pid: int) -> int | None:
             return status
         if time.monotonic() > end:
             return None
-        _native("time", "sleep")(0.005)
+        native("time", "sleep")(0.005)
 
 
 def _describe_status(status: int | None) -> str:

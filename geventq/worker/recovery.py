@@ -43,7 +43,7 @@ from ..connection import clone_connection
 from ..keys import Keys
 from ..redis_errors import describe, is_transient
 from ..utils import as_str, backoff_delay
-from .heartbeat import _native
+from .heartbeat import native
 
 logger = logging.getLogger("geventq.worker")
 
@@ -78,8 +78,8 @@ class DeadWorkerRecovery:
         self._client: redis.Redis | None = None
         self._stopped = False
         self._failures = 0
-        self._sleep = _native("time", "sleep")
-        self._lock = _native("_thread", "allocate_lock")()
+        self._sleep = native("time", "sleep")
+        self._lock = native("_thread", "allocate_lock")()
 
     # -- one sweep ------------------------------------------------------------
     def sweep(self) -> dict[str, str]:
@@ -126,7 +126,7 @@ class DeadWorkerRecovery:
         self._last_ok = time.monotonic()
         self._calm_since = self._last_ok - self.confirm
         self._lock.acquire()
-        _native("_thread", "start_new_thread")(self._run, ())
+        native("_thread", "start_new_thread")(self._run, ())
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and wait (up to ``timeout``) for a sweep under way to end."""
