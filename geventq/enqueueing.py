@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import scripts
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .job import Job
+from .job_fields import own_fields, shared_fields
 from .limits import definition_commands
 from .utils import as_str, to_datetime
 
@@ -93,9 +94,9 @@ def check_single_reply(job: Job, reply: list) -> None:
 def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
                checked: bool) -> tuple[list, list]:
     """KEYS and ARGV of one ``enqueue_batch.lua`` call for plain jobs with the same
-    :meth:`~geventq.job.Job.shared_fields`; ``checked``: look their ids up first."""
+    :func:`~geventq.job_fields.shared_fields`; ``checked``: look their ids up first."""
     k, name, head = queue.keys, queue.name, jobs[0]
-    pairs = head.shared_fields()
+    pairs = shared_fields(head)
     shared = [v for i in range(0, len(pairs), 2) if pairs[i + 1] is not None
               for v in pairs[i:i + 2]]
     keys = [queue.key, k.queues, k.wake(name), k.expiring(name), k.scratch]
@@ -106,7 +107,7 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
         keys.append(job.key)
         if checked:
             keys.append(pending(job.id))
-        own = job.own_fields()
+        own = own_fields(job)
         args += (job.id, job.serialize_data(), len(own))
         if own:
             args += own
@@ -157,7 +158,7 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
         if not batchable(job):
             segments.append((None, [job]))
             continue
-        alike = (job.shared_fields(), not job.generated_id)
+        alike = (shared_fields(job), not job.generated_id)
         if segments and segments[-1][0] == alike and len(segments[-1][1]) < BATCH:
             segments[-1][1].append(job)
         else:
