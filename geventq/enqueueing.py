@@ -19,6 +19,7 @@ from .exceptions import DuplicateJobError, NoSuchJobError
 from .job import Job
 from .job_fields import own_fields, shared_fields
 from .limits import definition_commands
+from .status import LIVE_STATUSES
 from .utils import as_str, to_datetime
 
 if TYPE_CHECKING:
@@ -70,6 +71,31 @@ def single_call(queue: Queue, job: Job, stamp: float) -> tuple[list, list]:
             args.append(field)
             args.append(value)
     return keys, args
+
+
+def check_batch_references(queue: Queue, jobs: list[Job], given: list[Job]) -> None:
+    """Before a batch writes anything: its dependencies exist, the ids in ``given`` (chosen
+    by the caller) are free, no id is there twice."""
+    own = {job.id for job in jobs}
+    deps = sorted({d for job in jobs for d in job.dependency_ids} - own)
+    if len(own) != len(jobs):
+        raise DuplicateJobError("enqueue_many got the same job_id twice")
+    if not deps and not given:
+        return
+    pipe = queue.connection.pipeline(transaction=False)
+    for dep in deps:
+        pipe.exists(queue.keys.job(dep))
+    for job in given:
+        pipe.hget(job.key, "status")
+    replies = pipe.execute()
+    for dep, exists in zip(deps, replies):
+        if not exists:
+            raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
+                                 "nothing was enqueued")
+    for job, status in zip(given, replies[len(deps):]):
+        if as_str(status) in LIVE_STATUSES:
+            raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
+                                    f"{as_str(status)}; nothing was enqueued")
 
 
 def check_single_reply(job: Job, reply: list) -> None:
