@@ -29,11 +29,10 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if ARGV[8] == '' then
   return {'advanced'}
 end
-local status = redis.call('HGET', KEYS[2], 'status')
-if is_live(status) then
-  return {'duplicate', status}
+local live = clear_for_new_job(KEYS[2])
+if live then
+  return {'duplicate', live}
 end
-redis.call('DEL', KEYS[2])
 local fields = {}
 for i = 9, #ARGV do
   fields[#fields + 1] = ARGV[i]
