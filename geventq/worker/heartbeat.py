@@ -53,6 +53,28 @@ def native(module: str, name: str) -> Any:
     return monkey.get_original(module, name)
 
 
+class StopFlag:
+    """The stop flag of a native thread (heartbeat, recovery) and the sleep that heeds it."""
+
+    def __init__(self, step: float):
+        self.stopped = False
+        self._step = step  # the longest a stop waits to be noticed
+        self._sleep = native("time", "sleep")
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep in short steps so a stop is prompt; False once stopped."""
+        end = time.monotonic() + seconds
+        while not self.stopped:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            self._sleep(min(self._step, left))
+        return False
+
+
 class PulseProcess:
     """One running pulse, seen from the worker: its pid and the worker's two pipe ends.
 
@@ -162,10 +184,9 @@ class Liveness:
         self.pulse: PulseProcess | None = None
         self.restarts = 0
         self.why_no_pulse: str | None = None
-        self._stopped = False
+        self._stop = StopFlag(0.2)
         self._lock = native("_thread", "allocate_lock")()  # guards self.pulse
         self._running = native("_thread", "allocate_lock")()  # held while the thread runs
-        self._sleep = native("time", "sleep")
 
     def start(self) -> None:
         """Start the pulse (or say why there is none), then the thread that watches it."""
@@ -187,7 +208,7 @@ class Liveness:
 
     def stop(self, timeout: float = 6.0) -> None:
         """Stop beating: the thread first, then the pulse (waiting for a beat under way)."""
-        self._stopped = True
+        self._stop.set()
         if self._running.acquire(True, timeout):
             self._running.release()
         with self._lock:
@@ -211,10 +232,10 @@ class Liveness:
     def _run(self) -> None:
         try:
             failures = 0
-            while self._pause(self.interval if not failures else
+            while self._stop.pause(self.interval if not failures else
                               backoff_delay(failures, base=0.5, cap=self.interval)):
                 with self._lock:
-                    if self._stopped:
+                    if self._stop.stopped:
                         break
                     try:
                         self._check_pulse()
@@ -247,16 +268,6 @@ class Liveness:
         except Exception as exc:  # Redis away: keep trying, back off with jitter
             logger.warning("heartbeat failed (%s); retrying", type(exc).__name__)
             return failures + 1
-
-    def _pause(self, seconds: float) -> bool:
-        """Sleep in short steps so ``stop()`` is prompt; False once stopped."""
-        end = time.monotonic() + seconds
-        while not self._stopped:
-            left = end - time.monotonic()
-            if left <= 0:
-                return True
-            self._sleep(min(0.2, left))
-        return False
 
 
 # -- file descriptors across fork ------------------------------------------------
