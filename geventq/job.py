@@ -52,7 +52,7 @@ class Job(JobActions, JobProgress):
     _data: bytes | None = None  # serialized (instance, args, kwargs), loaded lazily
     _description: str | None = None
     origin: str | None = None
-    _status: str | None = None  # type: ignore[assignment]  # JobActions declares it str
+    _status: str | None = None
     created_at = Timestamp()
     enqueued_at = Timestamp()
     started_at = Timestamp()
@@ -118,6 +118,12 @@ class Job(JobActions, JobProgress):
         """The id is being sent to Redis: from now on (even if that write fails) it is
         looked up before the job is written again."""
         self._fresh_id = False
+
+    @property
+    def last_status(self) -> str | None:
+        """The status as this object last read or wrote it: the stored text, no round
+        trip (None: not read yet, or the job is gone). See :meth:`get_status`."""
+        return self._status
 
     def record_status(self, status: str | None) -> None:
         """Note the status Redis now holds for this job, as its writer learnt it (no
