@@ -79,16 +79,8 @@ class Job(JobActions, JobProgress):
 
     def __init__(self, id: str | None = None, connection: redis.Redis | None = None,
                  serializer: Any = None, prefix: str | None = None, keys: Keys | None = None):
-        # a generated id that was never written cannot be taken: enqueueing skips the look-up
-        self._fresh_id = not id
-        self.id = id or new_job_id()
-        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
-        self.serializer: Serializer = resolve_serializer(serializer)
-        self.key = self.keys.job(self.id)
-        self._kwargs: dict = {}
-        self.meta: dict = {}
-        self.dependency_ids: list[str] = []
-        self.extra: dict[str, str] = {}
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
+        self._set_up(id, connection, resolve_serializer(serializer), keys)
 
     @classmethod
     def from_resolved(cls, id: str | None, connection: redis.Redis, serializer: Serializer,
@@ -98,12 +90,20 @@ class Job(JobActions, JobProgress):
         if cls.__init__ is not Job.__init__:  # a subclass's own __init__ still runs
             return cls(id, connection=connection, serializer=serializer, keys=keys)
         job = cls.__new__(cls)
-        job._fresh_id = not id
-        job.id = id = id or new_job_id()
-        job.connection, job.serializer, job.keys = connection, serializer, keys
-        job.key = keys.job(id)
-        job._kwargs, job.meta, job.dependency_ids, job.extra = {}, {}, [], {}
+        job._set_up(id, connection, serializer, keys)
         return job
+
+    def _set_up(self, id: str | None, connection: redis.Redis, serializer: Serializer,
+                keys: Keys) -> None:
+        # a generated id that was never written cannot be taken: enqueueing skips the look-up
+        self._fresh_id = not id
+        self.id = id = id or new_job_id()
+        self.connection, self.serializer, self.keys = connection, serializer, keys
+        self.key = keys.job(id)
+        self._kwargs: dict = {}
+        self.meta: dict = {}
+        self.dependency_ids: list[str] = []
+        self.extra: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, func={self.func_name!r}, status={self._status!r})"
