@@ -233,7 +233,7 @@ class Liveness:
         try:
             failures = 0
             while self._stop.pause(self.interval if not failures else
-                              backoff_delay(failures, base=0.5, cap=self.interval)):
+                                   backoff_delay(failures, base=0.5, cap=self.interval)):
                 with self._lock:
                     if self._stop.stopped:
                         break
