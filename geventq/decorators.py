@@ -8,7 +8,8 @@ from typing import Any
 
 import redis
 
-from .queue import JOB_OPTIONS, Queue
+from .job_options import JOB_OPTIONS
+from .queue import Queue
 
 
 class job:  # noqa: N801  (lower case, as in python-rq)

@@ -81,9 +81,9 @@ class JobActions:
             if token is not None and status is None:
                 return None  # finished with result_ttl=0: the job is already gone
         self.refresh()
-        if self._status == "finished":
+        if self.last_status == "finished":
             return self.result
-        raise JobFailed(self.id, self.exc_info or f"job was {self._status}")
+        raise JobFailed(self.id, self.exc_info or f"job was {self.last_status}")
 
     # -- operations on this job alone ---------------------------------------
     def cancel(self) -> None:
@@ -119,7 +119,7 @@ class JobActions:
                 children = with_queues(self.connection, k, [(ids, origin)])[0]
             else:
                 _check_reply(reply, self.id, "cancel")
-                self._status = "canceled"
+                self.record_status("canceled")
                 return
         raise InvalidJobOperation(f"cannot cancel job {self.id}: it keeps changing")
 
@@ -129,7 +129,7 @@ class JobActions:
         reply = scripts.call(self.connection, "requeue",
                              *requeue_call(self.keys, self.id, origin, at_front))
         _check_reply(reply, self.id, "requeue")
-        self._status = "queued"
+        self.record_status("queued")
         return self
 
     def delete(self) -> None:
@@ -146,7 +146,7 @@ class JobActions:
         scripts.call(self.connection, "delete", keys, [self.id, len(REGISTRY_NAMES)])
 
     def _origin_or_load(self) -> str:
-        if self.origin is None or self._status is None:
+        if self.origin is None or self.last_status is None:
             self.refresh()
         return self.origin
 

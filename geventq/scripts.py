@@ -1,7 +1,7 @@
 """The Lua scripts behind every job state transition.
 
 Each ``lua/<name>.lua`` is loaded once per process; ``_common.lua`` (and
-``_limits.lua``, see geventq.limits) is prepended to the scripts that use its helpers.
+``_limits.lua``, see geventq.limits; ``_args.lua``) is prepended to the scripts that use its helpers.
 Calls go out as EVALSHA (one round trip), and are re-sent after a SCRIPT LOAD when
 Redis answers NOSCRIPT (a restarted or flushed server). ``ScriptBatch`` sends many calls in one pipeline without
 redis-py's extra SCRIPT EXISTS round trip. Both go through :func:`send`, a lean
@@ -32,6 +32,8 @@ _USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "ca
                 "schedule_due", "periodic", "start_inline", "fail_started"}
 # the scripts that take or give back limit slots (geventq.limits) get _limits.lua
 _USES_LIMITS = {"claim", "end", "end_batch", "requeue_started", "cancel", "fail_started"}
+# the scripts that check number arguments with whole() and finite() get _args.lua
+_USES_ARGS = {"enqueue", "enqueue_batch", "periodic"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 
@@ -46,6 +48,8 @@ def _source(name: str) -> tuple[str, str]:
     if cached is None:
         lua = resources.files(__package__).joinpath("lua")
         text = lua.joinpath(f"{name}.lua").read_text()
+        if name in _USES_ARGS:
+            text = lua.joinpath("_args.lua").read_text() + "\n" + text
         if name in _USES_LIMITS:
             text = lua.joinpath("_limits.lua").read_text() + "\n" + text
         if name in _USES_COMMON:

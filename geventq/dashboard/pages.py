@@ -13,7 +13,7 @@ from .config import PAGE_SIZES, DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
 from .overview import read_overview
-from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
+from .web import blueprint, check_job_id, check_queue_name, error, page_arguments, unknown_queue
 
 REGISTRIES = tuple(s for s in SOURCES if s != "queued")
 # what a redirect after an action says (fixed texts: nothing from the request is echoed)
@@ -38,10 +38,9 @@ def overview() -> str:
 
 
 def _list_page(name: str, source: str) -> Response | str:
-    reason = check_queue_name(name)
     config = current_config()
-    if reason or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     number, size, search = page_arguments(config)
     listing = JobList(config.connection, config.keys, name, source, now())
     if search:
@@ -117,8 +116,8 @@ def delete_job(job_id: str) -> Response:
 @blueprint.post("/queues/<name>/failed/requeue")
 def requeue_failed(name: str) -> Response:
     config = current_config()
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     search = request.form.get("search", "").strip()
     count = actions.requeue_failed(config, name, search=search)
     return redirect(url_for(".registry_page", name=name, registry="failed", requeued=count), 303)
@@ -126,8 +125,8 @@ def requeue_failed(name: str) -> Response:
 
 def _pause_action(name: str, paused: bool) -> Response:
     config = current_config()
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     try:
         actions.set_paused(config, name, paused)
     except actions.ActionError as exc:
