@@ -51,7 +51,8 @@ def describe_callable(func: Any) -> tuple[str, Any]:
         if "<locals>" in qualname:
             raise ValueError(f"{qualname} is defined inside another function: a worker "
                              "cannot import it; define it at module level")
-        if inspect.ismethod(func):  # classmethod: owner class is importable
+        if inspect.ismethod(func) and isinstance(func.__self__, type):
+            # classmethod (a method bound to an instance returned above): owner class is importable
             qualname = f"{func.__self__.__qualname__}.{func.__name__}"
             module = func.__self__.__module__
         return f"{module}.{qualname}", None
