@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any
 
@@ -22,6 +22,7 @@ import redis
 import redis.sentinel
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+_hiredis_pack: Callable[[tuple], bytes] | None
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # the hiredis extra is not installed
@@ -232,9 +233,12 @@ class ScriptBatch:
         if not self._calls:
             return []
         replies = send(client, [command for _, command in self._calls])
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        # a script call's NOSCRIPT reply: load the script and send the call again (a plain
+        # command has no script to load; its error reply raises below like any other)
+        missing = [i for i, r in enumerate(replies)
+                   if isinstance(r, NoScriptError) and self._calls[i][0] is not None]
         if missing:
-            names = {self._calls[i][0] for i in missing}
+            names = {name for i in missing if (name := self._calls[i][0]) is not None}
             send(client, [("SCRIPT", "LOAD", _source(name)[1]) for name in names])
             for i, reply in zip(missing, send(client, [self._calls[i][1] for i in missing])):
                 replies[i] = reply
