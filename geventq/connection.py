@@ -112,12 +112,12 @@ def clone_connection(connection: redis.Redis) -> redis.Redis:
         return clone_slot_client(connection)
     pool = connection.connection_pool
     kwargs = dict(pool.connection_kwargs)
-    sentinel = getattr(pool, "sentinel_manager", None)
-    if sentinel is None:
+    from redis.sentinel import Sentinel, SentinelConnectionPool
+
+    if not isinstance(pool, SentinelConnectionPool):
         new_pool = type(pool)(connection_class=pool.connection_class, **kwargs)
         return redis.Redis(connection_pool=new_pool)
-    from redis.sentinel import Sentinel
-
+    sentinel = pool.sentinel_manager
     kwargs.pop("connection_pool", None)  # the old pool's proxy; the new pool makes its own
     addresses = [(s.connection_pool.connection_kwargs["host"],
                   s.connection_pool.connection_kwargs["port"]) for s in sentinel.sentinels]
@@ -159,10 +159,9 @@ def pulse_endpoint(connection: redis.Redis) -> dict[str, Any]:
             "addresses": [[s.connection_pool.connection_kwargs["host"],
                            int(s.connection_pool.connection_kwargs["port"])] for s in sentinels],
             **_link_options(first.connection_kwargs, first.connection_class)}
-    elif slot_route(connection) is not None:
+    elif (route := slot_route(connection)) is not None:
         # a cluster slot client's pool has no address of its own: the pulse gets the nodes,
         # the slot's primary first, and follows MOVED replies to wherever the slot went
-        route = slot_route(connection)
         nodes = route.seeds()
         try:
             nodes = [route.primary(), *nodes]
