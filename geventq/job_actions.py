@@ -7,7 +7,9 @@ what a job *is* (its fields, how it is stored and loaded).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import redis
 
 from . import scripts
 from .defaults import DEFAULT_FAILURE_TTL, MAX_SECONDS
@@ -20,6 +22,29 @@ from .utils import as_str, now
 
 class JobActions:
     """Operations on one job; mixed into Job (which provides the fields used here)."""
+
+    # what Job provides (annotations only, as in JobProgress: nothing is set here)
+    id: str
+    key: str
+    keys: Keys
+    connection: redis.Redis
+    origin: str | None
+    failure_ttl: int | None
+    exc_info: str | None
+    dependency_ids: list[str]
+
+    if TYPE_CHECKING:  # Job's own members, declared for the type checker only
+        @property
+        def last_status(self) -> str | None: ...
+
+        @property
+        def result(self) -> Any: ...
+
+        def refresh(self) -> None: ...
+
+        def record_status(self, status: str | None) -> None: ...
+
+        def get_status(self, refresh: bool = True) -> JobStatus | None: ...
 
     @property
     def is_queued(self) -> bool:
@@ -96,8 +121,9 @@ class JobActions:
         raises ``InvalidJobOperation``.
         """
         k = self.keys
-        origin = self._origin_or_load()
-        worker, children = "", []
+        origin = self._origin_or_load("cancel")
+        worker = ""
+        children: list[tuple[str, str]] = []
         ttl = self.failure_ttl  # as read from Redis: kept only if Redis can take it
         ttl = ttl if ttl.__class__ is int and (ttl == -1 or 0 < ttl <= MAX_SECONDS) \
             else DEFAULT_FAILURE_TTL
@@ -125,7 +151,7 @@ class JobActions:
 
     def requeue(self, at_front: bool = False) -> JobActions:
         """Put a failed, stopped or canceled job back on its queue."""
-        origin = self._origin_or_load()
+        origin = self._origin_or_load("requeue")
         reply = scripts.call(self.connection, "requeue",
                              *requeue_call(self.keys, self.id, origin, at_front))
         _check_reply(reply, self.id, "requeue")
@@ -135,9 +161,13 @@ class JobActions:
     def delete(self) -> None:
         """Delete the job and remove it from its queue and every registry."""
         try:
-            origin = self._origin_or_load()
+            origin = self._origin_or_load("delete")
         except NoSuchJobError:
             return
+        except InvalidJobOperation:
+            # its hash names no queue: the job's own keys still go ("" is no queue's name,
+            # so the queue keys below hold nothing)
+            origin = ""
         k = self.keys
         keys = [self.key, k.queue(origin), k.expiring(origin), k.pending(self.id),
                 k.dependents(self.id)]
@@ -145,9 +175,12 @@ class JobActions:
         keys += [k.dependents(parent) for parent in self.dependency_ids]
         scripts.call(self.connection, "delete", keys, [self.id, len(REGISTRY_NAMES)])
 
-    def _origin_or_load(self) -> str:
+    def _origin_or_load(self, operation: str) -> str:
         if self.origin is None or self.last_status is None:
             self.refresh()
+        if self.origin is None:  # a hash geventq did not write whole: it names no queue
+            raise InvalidJobOperation(f"cannot {operation} job {self.id}: it names no queue "
+                                      f"(its hash has no origin field)")
         return self.origin
 
 
