@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from . import scripts
 from .defaults import DEFAULT_FAILURE_TTL, MAX_SECONDS
 from .exceptions import InvalidJobOperation, JobFailed, NoSuchJobError
@@ -18,6 +16,9 @@ from .keys import REGISTRY_NAMES, Keys
 from .releasing import child_args, child_keys, with_queues
 from .status import TERMINAL_STATUSES, JobStatus
 from .utils import as_str, now
+
+if TYPE_CHECKING:
+    import redis
 
 
 class JobActions:
