@@ -44,7 +44,7 @@ LIMIT = 1024 * 1024  # proto-max-bulk-len of the test's server
 LONG = os.environ.get("GEVENTQ_CHAOS") == "long"
 SCALE = {
     # jobs, big jobs (each kind), seconds of chaos, Redis restarts, CLIENT KILLs
-    "ci": dict(jobs=2500, big=3, seconds=14, restarts=1, client_kills=2),
+    "ci": dict(jobs=1500, big=3, seconds=8, restarts=1, client_kills=2),
     "long": dict(jobs=25000, big=20, seconds=150, restarts=4, client_kills=10),
 }["long" if LONG else "ci"]
 
