@@ -205,7 +205,7 @@ def test_chaos_kill_a_worker_every_half_second(connection, queue, start_worker, 
         kill(victim)
         kills += 1
         workers.append(start_worker("-c", config, "--name", f"chaos{next(serial)}", "default"))
-        time.sleep(max(0.0, window + 0.5 - time.monotonic()))
+        time.sleep(max(0.0, window + 0.5 - time.monotonic()))  # the scenario: one kill a half second
     wait_for(lambda: ended() >= total, timeout=30, message=f"all {total} jobs ended")
     elapsed = time.monotonic() - began
 
