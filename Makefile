@@ -38,8 +38,9 @@ demo: $(VENV)/.installed redis-server
 	$(PY) examples/demo.py
 
 # The suite runs in TEST_PROCESSES pytest-xdist processes, each with its own private
-# redis-server; tests/conftest.py keeps the tests that share a costly fixture (the local
-# Redis Cluster, a module's Chromium or wheel) in one process. TEST_PROCESSES=0: one process.
+# redis-server (most of its time is spent waiting on workers, not on the CPU); tests/conftest.py
+# asks xdist to keep the tests that share a costly fixture (the local Redis Cluster, a module's
+# Chromium or wheel) in one process (see the note there). TEST_PROCESSES=0: one process.
 TEST_PROCESSES ?= 2
 
 test: $(VENV)/.installed redis-server chromium
