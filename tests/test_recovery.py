@@ -64,7 +64,7 @@ def test_jobs_of_a_killed_worker_are_requeued_by_a_live_one(connection, queue, s
         assert job.worker_name is None
     assert queue.started_job_registry.count == 0
     # the recoverer forgets the worker in a step of its own, right after giving its jobs back
-    wait_for(lambda: not connection.sismember(KEYS.workers, "victim"), timeout=2,
+    wait_for(lambda: not connection.sismember(KEYS.workers, "victim"), timeout=5,
              message="the victim forgotten")
     assert connection.scard(KEYS.worker_jobs("victim")) == 0
 
