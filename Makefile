@@ -37,9 +37,15 @@ chromium:
 demo: $(VENV)/.installed redis-server
 	$(PY) examples/demo.py
 
+# The suite runs in TEST_PROCESSES pytest-xdist processes, each with its own private
+# redis-server (most of its time is spent waiting on workers, not on the CPU); tests/conftest.py
+# asks xdist to keep the tests that share a costly fixture (the local Redis Cluster, a module's
+# Chromium or wheel) in one process (see the note there). TEST_PROCESSES=0: one process.
+TEST_PROCESSES ?= 2
+
 test: $(VENV)/.installed redis-server chromium
 	$(PY) -m mypy
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_PROCESSES) --dist loadgroup
 
 # The property-based (hypothesis) tests with many more examples than the suite runs.
 fuzz: $(VENV)/.installed redis-server

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +64,39 @@ def worker_env(server: RedisServer, db: int = 0) -> dict[str, str]:
     env["REDIS_URL"] = f"redis://127.0.0.1:{server.port}/{db}"
     env.pop("GEVENTQ_PREFIX", None)
     return env
+
+
+def run_burst_worker(server: RedisServer, concurrency: int, queue: str = "bench",
+                     env: dict[str, str] | None = None) -> tuple[float, float]:
+    """One ``python -m geventq worker --burst`` process to its end: (wall seconds, CPU seconds
+    of the worker, from its rusage, start-up included). Raises if it exits non-zero."""
+    cmd = [sys.executable, "-m", "geventq", "worker", "--logging-level", "WARNING", "--url",
+           server.url, "-n", str(concurrency), "--burst", queue]
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing blocks on a full pipe
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env or worker_env(server), cwd=ROOT,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            raise RuntimeError(f"the worker exited {code}: "
+                               f"{err.read().decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def enqueue_chunked(conn: redis.Redis, n: int, prepare: Callable[[int], Any],
+                    queue: str = "bench", chunk: int = 5000) -> list[str]:
+    """``n`` jobs into ``queue`` by ``enqueue_many`` calls of ``chunk`` jobs; ``prepare(i)``
+    gives the i-th job's ``Queue.prepare_data(...)``. Returns the ids in order."""
+    from geventq import Queue
+
+    q = Queue(queue, connection=conn)
+    ids: list[str] = []
+    for start in range(0, n, chunk):
+        ids += [j.id for j in q.enqueue_many([prepare(i) for i in range(start, min(n, start + chunk))])]
+    return ids
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -16,54 +16,28 @@ redis-server; runs are interleaved (limited, unlimited, limited, ...) and median
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import psutil
 from _common import (  # before bench.jobs: it puts the repository on sys.path
-    ROOT,
     base_parser,
     connect,
     drain_span,
+    enqueue_chunked,
     median,
     print_table,
     private_redis,
+    run_burst_worker,
     server_stats,
-    worker_env,
 )
 
 from bench.jobs import io_wait, noop
 from geventq import Limit, Queue
 
 
-def run_burst(server, concurrency: int) -> tuple[float, float]:
-    """One burst worker to its end: (wall seconds, CPU seconds)."""
-    cmd = [sys.executable, "-m", "geventq", "worker", "--logging-level", "WARNING", "--url",
-           server.url, "-n", str(concurrency), "--burst", "bench"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=worker_env(server), cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"worker exited {status}: {err[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
-
-
 def enqueue(conn, n: int, func, args: tuple, limits: list[Limit] | None) -> list[str]:
-    q = Queue("bench", connection=conn)
-    ids = []
-    for start in range(0, n, 5000):
-        data = []
-        for i in range(start, min(n, start + 5000)):
-            options = {"limit": limits[i % len(limits)]} if limits else {}
-            data.append(Queue.prepare_data(func, args, **options))
-        ids += [j.id for j in q.enqueue_many(data)]
-    return ids
+    def prepare(i: int):
+        options = {"limit": limits[i % len(limits)]} if limits else {}
+        return Queue.prepare_data(func, args, **options)
+    return enqueue_chunked(conn, n, prepare)
 
 
 def empty_run(server) -> dict:
@@ -71,7 +45,7 @@ def empty_run(server) -> dict:
     conn = connect(server)
     conn.flushdb()
     before = server_stats(conn)
-    _, cpu = run_burst(server, 100)
+    _, cpu = run_burst_worker(server, 100)
     after = server_stats(conn)
     return {"cpu": cpu, "reads": after["reads"] - before["reads"],
             "commands": after["commands"] - before["commands"]}
@@ -85,7 +59,7 @@ def drain(server, n: int, func, args: tuple, concurrency: int, limits: list[Limi
     redis_proc = psutil.Process(server.process.pid)
     redis_cpu0 = sum(redis_proc.cpu_times()[:2])
     before = server_stats(conn)
-    _, cpu = run_burst(server, concurrency)
+    _, cpu = run_burst_worker(server, concurrency)
     after = server_stats(conn)
     redis_cpu = sum(redis_proc.cpu_times()[:2]) - redis_cpu0
     span = drain_span("geventq", conn, ids)

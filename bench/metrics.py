@@ -21,18 +21,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 from _common import (  # before bench.jobs: it puts the repository on sys.path
-    ROOT,
     base_parser,
     connect,
     drain_span,
+    enqueue_chunked,
     median,
     print_table,
     private_redis,
+    run_burst_worker,
     server_stats,
     worker_env,
 )
@@ -45,22 +44,12 @@ from geventq.keys import Keys
 def drain(server, n: int, metrics_on: bool) -> dict:
     conn = connect(server)
     conn.flushdb()
-    q = Queue("bench", connection=conn)
-    ids = []
-    for i in range(0, n, 5000):
-        ids += [j.id for j in q.enqueue_many([Queue.prepare_data(noop, ())
-                                              for _ in range(min(5000, n - i))])]
+    ids = enqueue_chunked(conn, n, lambda i: Queue.prepare_data(noop, ()))
     env = worker_env(server)
     env["GEVENTQ_METRICS"] = "1" if metrics_on else "0"
     before = server_stats(conn)
     redis_cpu0 = _redis_cpu(conn)
-    proc = subprocess.Popen([sys.executable, "-m", "geventq", "worker", "--logging-level",
-                             "WARNING", "--url", server.url, "-n", "100", "--burst", "bench"],
-                            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the worker exited {proc.returncode}")
+    _, worker_cpu = run_burst_worker(server, 100, env=env)
     redis_cpu = _redis_cpu(conn) - redis_cpu0
     after = server_stats(conn)
     counted = conn.exists(Keys().metrics_jobs)
@@ -68,7 +57,7 @@ def drain(server, n: int, metrics_on: bool) -> dict:
         raise RuntimeError(f"metrics {'on' if metrics_on else 'off'} but counters exist: {counted}")
     return {"rate": n / drain_span("geventq", conn, ids),
             "cmds": (after["commands"] - before["commands"]) / n,
-            "cpu_us": (usage.ru_utime + usage.ru_stime) / n * 1e6,
+            "cpu_us": worker_cpu / n * 1e6,
             "redis_us": redis_cpu / n * 1e6}
 
 

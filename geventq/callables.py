@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any
 
 from .utils import import_attribute
+
+# module-level function -> its dotted path: described once, not at every enqueue
+_FUNCTION_NAMES: dict[FunctionType, str] = {}
+
+
+def describe_callable_cached(func: Any) -> tuple[str, Any]:
+    """:func:`describe_callable` with a cache for plain functions (the common case)."""
+    if type(func) is not FunctionType:
+        return describe_callable(func)
+    name = _FUNCTION_NAMES.get(func)
+    if name is None:
+        name, _ = describe_callable(func)  # raises for lambdas and nested functions
+        if len(_FUNCTION_NAMES) < 4096:
+            _FUNCTION_NAMES[func] = name
+    return name, None
 
 
 def describe_callable(func: Any) -> tuple[str, Any]:
@@ -35,7 +51,8 @@ def describe_callable(func: Any) -> tuple[str, Any]:
         if "<locals>" in qualname:
             raise ValueError(f"{qualname} is defined inside another function: a worker "
                              "cannot import it; define it at module level")
-        if inspect.ismethod(func):  # classmethod: owner class is importable
+        if inspect.ismethod(func) and isinstance(func.__self__, type):
+            # classmethod (a method bound to an instance returned above): owner class is importable
             qualname = f"{func.__self__.__qualname__}.{func.__name__}"
             module = func.__self__.__module__
         return f"{module}.{qualname}", None

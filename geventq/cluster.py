@@ -144,7 +144,7 @@ def _slot_connection_class(base: type) -> type:
     if cached is not None:
         return cached
 
-    class SlotConnection(base):  # type: ignore[valid-type,misc]
+    class SlotConnection(base):
         def __init__(self, *, route: SlotRoute, **kwargs: Any) -> None:
             self.route = route
             super().__init__(**kwargs)
@@ -255,6 +255,7 @@ def _client(route: SlotRoute, kwargs: dict[str, Any]) -> redis.Redis:
 def describe_slot_client(connection: redis.Redis) -> str:
     """``slot 1234 on 10.0.0.1:6379 (cluster via 10.0.0.1:6379,...)``, never a password."""
     pool = connection.connection_pool
+    assert isinstance(pool, SlotConnectionPool), "a slot client's pool routes to its slot"
     route = pool.route
     user = pool.connection_kwargs.get("username")
     tls = " (TLS)" if issubclass(pool.base_connection_class, redis.SSLConnection) else ""

@@ -8,7 +8,8 @@ from typing import Any
 
 import redis
 
-from .queue import JOB_OPTIONS, Queue
+from .job_options import JOB_OPTIONS
+from .queue import Queue
 
 
 class job:  # noqa: N801  (lower case, as in python-rq)
@@ -45,5 +46,6 @@ class job:  # noqa: N801  (lower case, as in python-rq)
                 options[name] = kwargs.pop(name)
             return queue.enqueue_call(f, args=args, kwargs=kwargs, **options)
 
-        f.delay = delay
+        # a function takes new attributes; mypy's Callable does not say so
+        f.delay = delay  # type: ignore[attr-defined]
         return f

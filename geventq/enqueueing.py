@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from . import scripts
 from .exceptions import DuplicateJobError, NoSuchJobError
 from .job import Job
+from .job_fields import own_fields, shared_fields
 from .limits import definition_commands
+from .status import LIVE_STATUSES
 from .utils import as_str, to_datetime
 
 if TYPE_CHECKING:
@@ -71,6 +73,31 @@ def single_call(queue: Queue, job: Job, stamp: float) -> tuple[list, list]:
     return keys, args
 
 
+def check_batch_references(queue: Queue, jobs: list[Job], given: list[Job]) -> None:
+    """Before a batch writes anything: its dependencies exist, the ids in ``given`` (chosen
+    by the caller) are free, no id is there twice."""
+    own = {job.id for job in jobs}
+    deps = sorted({d for job in jobs for d in job.dependency_ids} - own)
+    if len(own) != len(jobs):
+        raise DuplicateJobError("enqueue_many got the same job_id twice")
+    if not deps and not given:
+        return
+    pipe = queue.connection.pipeline(transaction=False)
+    for dep in deps:
+        pipe.exists(queue.keys.job(dep))
+    for job in given:
+        pipe.hget(job.key, "status")
+    replies = pipe.execute()
+    for dep, exists in zip(deps, replies):
+        if not exists:
+            raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
+                                 "nothing was enqueued")
+    for job, status in zip(given, replies[len(deps):]):
+        if as_str(status) in LIVE_STATUSES:
+            raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
+                                    f"{as_str(status)}; nothing was enqueued")
+
+
 def check_single_reply(job: Job, reply: list) -> None:
     """Raise when ``enqueue.lua`` refused the job (nothing was written); else record the
     status it was given (queued, deferred or scheduled)."""
@@ -87,15 +114,15 @@ def check_single_reply(job: Job, reply: list) -> None:
         job.refresh()
         return
     check_invalid_reply(reply)
-    job._status = outcome
+    job.record_status(outcome)
 
 
 def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
                checked: bool) -> tuple[list, list]:
     """KEYS and ARGV of one ``enqueue_batch.lua`` call for plain jobs with the same
-    :meth:`~geventq.job.Job.shared_fields`; ``checked``: look their ids up first."""
+    :func:`~geventq.job_fields.shared_fields`; ``checked``: look their ids up first."""
     k, name, head = queue.keys, queue.name, jobs[0]
-    pairs = head.shared_fields()
+    pairs = shared_fields(head)
     shared = [v for i in range(0, len(pairs), 2) if pairs[i + 1] is not None
               for v in pairs[i:i + 2]]
     keys = [queue.key, k.queues, k.wake(name), k.expiring(name), k.scratch]
@@ -106,11 +133,11 @@ def batch_call(queue: Queue, jobs: Sequence[Job], stamp: float,
         keys.append(job.key)
         if checked:
             keys.append(pending(job.id))
-        own = job.own_fields()
+        own = own_fields(job)
         args += (job.id, job.serialize_data(), len(own))
         if own:
             args += own
-        job._fresh_id = False  # from now on (even if this call fails) its id is looked up
+        job.mark_id_sent()
     return keys, args
 
 
@@ -141,8 +168,8 @@ def write_one(queue: Queue, job: Job, stamp: float) -> None:
         return
     if batchable(job):
         check_batch_reply(scripts.call(queue.connection, "enqueue_batch",
-                                       *batch_call(queue, [job], stamp, not job._fresh_id)))
-        job._status = "queued"
+                                       *batch_call(queue, [job], stamp, not job.generated_id)))
+        job.record_status("queued")
         job.created_at = to_datetime(stamp)
     else:
         reply = scripts.call(queue.connection, "enqueue", *single_call(queue, job, stamp))
@@ -157,7 +184,7 @@ def _segments(jobs: Sequence[Job]) -> list[tuple[Any, list[Job]]]:
         if not batchable(job):
             segments.append((None, [job]))
             continue
-        alike = (job.shared_fields(), not job._fresh_id)
+        alike = (shared_fields(job), not job.generated_id)
         if segments and segments[-1][0] == alike and len(segments[-1][1]) < BATCH:
             segments[-1][1].append(job)
         else:
@@ -200,5 +227,5 @@ def write_many(queue: Queue, jobs: Sequence[Job], stamp: float) -> None:
             continue
         check_batch_reply(reply)
         for job in group:
-            job._status = "queued"
+            job.record_status("queued")
             job.created_at = created

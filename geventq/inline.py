@@ -62,7 +62,7 @@ def run_inline(queue: Queue, job: Job) -> Job:
     if queue.connection.exists(job.key):
         job.refresh()
     else:
-        job._status = ending.outcome
+        job.record_status(ending.outcome)
     return job
 
 
@@ -75,7 +75,6 @@ def _perform(job: Job) -> Ending:
         job.exc_info = ending.payload if isinstance(ending.payload, str) else None
         run_failure_callback(job, sys.exc_info())
         return ending
-    ending = Ending(job, "finished", job._dump("result", result))
-    job._result = result
+    ending = Ending(job, "finished", job.serialize_result(result))
     run_success_callback(job, result)
     return ending

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from types import FunctionType
 from typing import Any
 
 import redis
 
-from .callables import describe_callable, resolve_callable
+from .callables import describe_callable_cached, resolve_callable
 from .connection import resolve_connection_and_keys
 from .context import reset_current_job, set_current_job
 from .dependency import Dependency, dependency_ids  # noqa: F401  (Dependency re-exported)
@@ -25,6 +24,9 @@ from .job_fields import (
     call_parts,
     counter_of,
     decode_hash,
+    dump_value,
+    load_value,
+    new_job_fields,
     status_of,
     text_list_of,
     whole_number,
@@ -38,21 +40,6 @@ from .status import TERMINAL_STATUSES, JobStatus  # noqa: F401  (re-exported)
 from .timestamps import TIMESTAMPS, Timestamp
 from .utils import storable_text, to_datetime
 
-# module-level function -> its dotted path: described once, not at every enqueue
-_FUNCTION_NAMES: dict[FunctionType, str] = {}
-
-
-def _describe(func: Any) -> tuple[str, Any]:
-    """``describe_callable`` with a cache for plain functions (the common case)."""
-    if type(func) is not FunctionType:
-        return describe_callable(func)
-    name = _FUNCTION_NAMES.get(func)
-    if name is None:
-        name, instance = describe_callable(func)  # raises for lambdas and nested functions
-        if len(_FUNCTION_NAMES) < 4096:
-            _FUNCTION_NAMES[func] = name
-    return name, None
-
 
 class Job(JobActions, JobProgress):
     """A job: its function, arguments, options, status and result."""
@@ -65,7 +52,7 @@ class Job(JobActions, JobProgress):
     _data: bytes | None = None  # serialized (instance, args, kwargs), loaded lazily
     _description: str | None = None
     origin: str | None = None
-    _status: str | None = None  # type: ignore[assignment]  # JobActions declares it str
+    _status: str | None = None
     created_at = Timestamp()
     enqueued_at = Timestamp()
     started_at = Timestamp()
@@ -92,34 +79,56 @@ class Job(JobActions, JobProgress):
 
     def __init__(self, id: str | None = None, connection: redis.Redis | None = None,
                  serializer: Any = None, prefix: str | None = None, keys: Keys | None = None):
-        # a generated id that was never written cannot be taken: enqueueing skips the look-up
-        self._fresh_id = not id
-        self.id = id or new_job_id()
-        self.connection, self.keys = resolve_connection_and_keys(connection, keys, prefix)
-        self.serializer: Serializer = resolve_serializer(serializer)
-        self.key = self.keys.job(self.id)
-        self._kwargs: dict = {}
-        self.meta: dict = {}
-        self.dependency_ids: list[str] = []
-        self.extra: dict[str, str] = {}
+        connection, keys = resolve_connection_and_keys(connection, keys, prefix)
+        self._set_up(id, connection, resolve_serializer(serializer), keys)
 
     @classmethod
-    def _new(cls, id: str | None, connection: redis.Redis, serializer: Serializer,
-             keys: Keys) -> Job:
+    def from_resolved(cls, id: str | None, connection: redis.Redis, serializer: Serializer,
+                      keys: Keys) -> Job:
         """``cls(id, ...)`` for hot paths whose connection, serializer and keys are
         already resolved (a queue's or a worker's): skips resolving them per job."""
         if cls.__init__ is not Job.__init__:  # a subclass's own __init__ still runs
             return cls(id, connection=connection, serializer=serializer, keys=keys)
         job = cls.__new__(cls)
-        job._fresh_id = not id
-        job.id = id = id or new_job_id()
-        job.connection, job.serializer, job.keys = connection, serializer, keys
-        job.key = keys.job(id)
-        job._kwargs, job.meta, job.dependency_ids, job.extra = {}, {}, [], {}
+        job._set_up(id, connection, serializer, keys)
         return job
+
+    def _set_up(self, id: str | None, connection: redis.Redis, serializer: Serializer,
+                keys: Keys) -> None:
+        # a generated id that was never written cannot be taken: enqueueing skips the look-up
+        self._fresh_id = not id
+        self.id = id = id or new_job_id()
+        self.connection, self.serializer, self.keys = connection, serializer, keys
+        self.key = keys.job(id)
+        self._kwargs: dict = {}
+        self.meta: dict = {}
+        self.dependency_ids: list[str] = []
+        self.extra: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, func={self.func_name!r}, status={self._status!r})"
+
+    @property
+    def generated_id(self) -> bool:
+        """True while the id is one this process generated and never sent to Redis: no
+        job can hold it, so enqueueing skips looking it up."""
+        return self._fresh_id
+
+    def mark_id_sent(self) -> None:
+        """The id is being sent to Redis: from now on (even if that write fails) it is
+        looked up before the job is written again."""
+        self._fresh_id = False
+
+    @property
+    def last_status(self) -> str | None:
+        """The status as this object last read or wrote it: the stored text, no round
+        trip (None: not read yet, or the job is gone). See :meth:`get_status`."""
+        return self._status
+
+    def record_status(self, status: str | None) -> None:
+        """Note the status Redis now holds for this job, as its writer learnt it (no
+        round trip; ``get_status(refresh=False)`` returns it)."""
+        self._status = status
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Job) and other.id == self.id
@@ -147,10 +156,10 @@ class Job(JobActions, JobProgress):
         if description is not None:
             storable_text(description, "description")
         if _resolved:
-            job = cls._new(id, connection, serializer, keys)  # type: ignore[arg-type]  # resolved
+            job = cls.from_resolved(id, connection, serializer, keys)  # type: ignore[arg-type]  # resolved
         else:
             job = cls(id, connection=connection, serializer=serializer, keys=keys)
-        job.func_name, job._instance = _describe(func)
+        job.func_name, job._instance = describe_callable_cached(func)
         storable_text(job.func_name, "the function's dotted path")
         if args is not None:
             job._args = tuple(args)
@@ -186,63 +195,24 @@ class Job(JobActions, JobProgress):
         return self._data
 
     def to_mapping(self, created_at: float) -> dict[str, Any]:
-        """The hash fields of a new job."""
-        fields: dict[str, Any] = {
-            "origin": self.origin, "created_at": repr(created_at), "timeout": self.timeout,
-            "result_ttl": self.result_ttl, "failure_ttl": self.failure_ttl,
-        }
-        pairs = iter(self.hash_fields())
-        fields.update(zip(pairs, pairs))
+        """The hash fields of a new job (see :func:`geventq.job_fields.new_job_fields`)."""
+        fields = new_job_fields(self, created_at)
         self.created_at = to_datetime(created_at)
         return fields
 
-    def hash_fields(self) -> list[Any]:
-        """Flat field/value pairs of a new job's hash, without None values and without
-        what enqueueing adds (status, origin, created_at, enqueued_at)."""
-        shared = self.shared_fields()
-        fields: list[Any] = []
-        for i in range(0, len(shared), 2):
-            if shared[i + 1] is not None:
-                fields += (shared[i], shared[i + 1])
-        fields += ("data", self.serialize_data())
-        fields += self.own_fields()
-        return fields
+    @property
+    def given_description(self) -> str | None:
+        """The description given at enqueue (or stored); None: :attr:`description` is
+        made from the call."""
+        return self._description
 
-    def shared_fields(self) -> tuple:
-        """The fields that jobs enqueued together usually share, as flat pairs (values
-        may be None: not stored). ``at_front`` and ``ttl`` are among them."""
-        return ("func", self.func_name, "timeout", self.timeout, "result_ttl", self.result_ttl,
-                "failure_ttl", self.failure_ttl, "ttl", self.ttl,
-                "at_front", "1" if self.at_front else None)
+    def serialize_meta(self) -> bytes:
+        """The stored form of ``meta``; raises ValueError naming what failed."""
+        return dump_value(self.serializer, self.id, "meta", self.meta)
 
-    def own_fields(self) -> list[Any]:
-        """The remaining hash fields of a new job (besides shared fields and data)."""
-        if self._description is None and not self.meta and not self.dependency_ids \
-                and not self.allow_dependency_failure and not self.extra \
-                and self.scheduled_at is None:
-            return []  # the common case, tested at once
-        fields: list[Any] = []
-        if self.scheduled_at is not None:
-            fields += ("scheduled_at", repr(self.scheduled_at.timestamp()))
-        if self._description is not None:
-            fields += ("description", self._description)
-        if self.meta:
-            fields += ("meta", self._dump("meta", self.meta))
-        if self.dependency_ids:
-            fields += ("deps", ",".join(self.dependency_ids))
-        if self.allow_dependency_failure:
-            fields += ("allow_failure", "1")
-        for name, value in self.extra.items():
-            if value is not None:
-                fields += (name, value)
-        return fields
-
-    def _dump(self, what: str, value: Any) -> bytes:
-        try:
-            return self.serializer.dumps(value)
-        except Exception as exc:
-            raise ValueError(f"cannot serialize the {what} of job {self.id} with "
-                             f"{self.serializer.name}: {type(exc).__name__}: {exc}") from exc
+    def serialize_result(self, value: Any) -> bytes:
+        """The stored form of a return value; raises ValueError naming what failed."""
+        return dump_value(self.serializer, self.id, "result", value)
 
     # -- loading -----------------------------------------------------------
     @classmethod
@@ -345,11 +315,7 @@ class Job(JobActions, JobProgress):
         return meta
 
     def _load(self, what: str, data: bytes) -> Any:
-        try:
-            return self.serializer.loads(data)
-        except Exception as exc:
-            raise DeserializationError(f"cannot deserialize the {what} of job {self.id} with "
-                                       f"{self.serializer.name}: {type(exc).__name__}: {exc}")
+        return load_value(self.serializer, self.id, what, data)
 
     def _ensure_args(self) -> None:
         if self._data is not None and not self.args_loaded:
@@ -426,7 +392,7 @@ class Job(JobActions, JobProgress):
 
     def save_meta(self) -> None:
         """Write ``job.meta`` to Redis (other fields are left alone)."""
-        self.connection.hset(self.key, "meta", self._dump("meta", self.meta))
+        self.connection.hset(self.key, "meta", self.serialize_meta())
 
     # -- running -----------------------------------------------------------
     def perform(self) -> Any:

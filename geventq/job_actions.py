@@ -7,7 +7,7 @@ what a job *is* (its fields, how it is stored and loaded).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import scripts
 from .defaults import DEFAULT_FAILURE_TTL, MAX_SECONDS
@@ -17,9 +17,35 @@ from .releasing import child_args, child_keys, with_queues
 from .status import TERMINAL_STATUSES, JobStatus
 from .utils import as_str, now
 
+if TYPE_CHECKING:
+    import redis
+
 
 class JobActions:
     """Operations on one job; mixed into Job (which provides the fields used here)."""
+
+    # what Job provides (annotations only, as in JobProgress: nothing is set here)
+    id: str
+    key: str
+    keys: Keys
+    connection: redis.Redis
+    origin: str | None
+    failure_ttl: int | None
+    exc_info: str | None
+    dependency_ids: list[str]
+
+    if TYPE_CHECKING:  # Job's own members, declared for the type checker only
+        @property
+        def last_status(self) -> str | None: ...
+
+        @property
+        def result(self) -> Any: ...
+
+        def refresh(self) -> None: ...
+
+        def record_status(self, status: str | None) -> None: ...
+
+        def get_status(self, refresh: bool = True) -> JobStatus | None: ...
 
     @property
     def is_queued(self) -> bool:
@@ -81,9 +107,9 @@ class JobActions:
             if token is not None and status is None:
                 return None  # finished with result_ttl=0: the job is already gone
         self.refresh()
-        if self._status == "finished":
+        if self.last_status == "finished":
             return self.result
-        raise JobFailed(self.id, self.exc_info or f"job was {self._status}")
+        raise JobFailed(self.id, self.exc_info or f"job was {self.last_status}")
 
     # -- operations on this job alone ---------------------------------------
     def cancel(self) -> None:
@@ -96,8 +122,9 @@ class JobActions:
         raises ``InvalidJobOperation``.
         """
         k = self.keys
-        origin = self._origin_or_load()
-        worker, children = "", []
+        origin = self._origin_or_load("cancel")
+        worker = ""
+        children: list[tuple[str, str]] = []
         ttl = self.failure_ttl  # as read from Redis: kept only if Redis can take it
         ttl = ttl if ttl.__class__ is int and (ttl == -1 or 0 < ttl <= MAX_SECONDS) \
             else DEFAULT_FAILURE_TTL
@@ -119,25 +146,29 @@ class JobActions:
                 children = with_queues(self.connection, k, [(ids, origin)])[0]
             else:
                 _check_reply(reply, self.id, "cancel")
-                self._status = "canceled"
+                self.record_status("canceled")
                 return
         raise InvalidJobOperation(f"cannot cancel job {self.id}: it keeps changing")
 
     def requeue(self, at_front: bool = False) -> JobActions:
         """Put a failed, stopped or canceled job back on its queue."""
-        origin = self._origin_or_load()
+        origin = self._origin_or_load("requeue")
         reply = scripts.call(self.connection, "requeue",
                              *requeue_call(self.keys, self.id, origin, at_front))
         _check_reply(reply, self.id, "requeue")
-        self._status = "queued"
+        self.record_status("queued")
         return self
 
     def delete(self) -> None:
         """Delete the job and remove it from its queue and every registry."""
         try:
-            origin = self._origin_or_load()
+            origin = self._origin_or_load("delete")
         except NoSuchJobError:
             return
+        except InvalidJobOperation:
+            # its hash names no queue: the job's own keys still go ("" is no queue's name,
+            # so the queue keys below hold nothing)
+            origin = ""
         k = self.keys
         keys = [self.key, k.queue(origin), k.expiring(origin), k.pending(self.id),
                 k.dependents(self.id)]
@@ -145,9 +176,12 @@ class JobActions:
         keys += [k.dependents(parent) for parent in self.dependency_ids]
         scripts.call(self.connection, "delete", keys, [self.id, len(REGISTRY_NAMES)])
 
-    def _origin_or_load(self) -> str:
-        if self.origin is None or self._status is None:
+    def _origin_or_load(self, operation: str) -> str:
+        if self.origin is None or self.last_status is None:
             self.refresh()
+        if self.origin is None:  # a hash geventq did not write whole: it names no queue
+            raise InvalidJobOperation(f"cannot {operation} job {self.id}: it names no queue "
+                                      f"(its hash has no origin field)")
         return self.origin
 
 

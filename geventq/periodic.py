@@ -41,8 +41,9 @@ import redis
 
 from . import scripts
 from .callables import describe_callable
+from .job_options import JOB_OPTIONS
 from .keys import Keys
-from .queue import JOB_OPTIONS, Queue
+from .queue import Queue
 from .utils import MAX_SECONDS, as_str, now, parse_seconds
 
 logger = logging.getLogger("geventq.scheduler")

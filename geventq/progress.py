@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import scripts
 from .exceptions import NoSuchJobError
@@ -160,7 +160,10 @@ def _listen(job: JobProgress, stream: str, status: str, start: Any,
         if remaining is not None and remaining <= 0:
             raise TimeoutError(f"job {job.id} did not end within {timeout} s")
         block = _SILENCE if remaining is None else max(0.001, min(_SILENCE, remaining))
-        reply = job.connection.xread({stream: last_id}, block=int(block * 1000))
+        # geventq's clients speak RESP2: [[stream, [(entry id, fields), ...]]] or None
+        # (redis-py's type also allows RESP3's dict)
+        reply = cast("list[list[Any]] | None",
+                     job.connection.xread({stream: last_id}, block=int(block * 1000)))
         if reply:
             for entry_id, fields in reply[0][1]:
                 last_id = entry_id
@@ -191,4 +194,7 @@ def _entries(job: JobProgress, stream: str, low: Any, high: Any) -> list[dict[st
     """The stream's events from ``low`` to ``high`` (XRANGE bounds)."""
     if as_str(high) == "0-0":
         return []
-    return [_event(fields) for _, fields in job.connection.xrange(stream, min=low, max=high)]
+    # XRANGE answers a list of (entry id, fields), never nil (redis-py's type allows the nil
+    # entries XCLAIM may answer)
+    entries = cast("list[tuple[Any, dict]]", job.connection.xrange(stream, min=low, max=high))
+    return [_event(fields) for _, fields in entries]

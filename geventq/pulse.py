@@ -41,6 +41,75 @@ import socket
 import sys
 import time
 
+# typing.TYPE_CHECKING without importing typing (standard library only, and as little
+# of it as will do: the pulse imports typing nowhere at run time); mypy takes it as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ssl
+    from typing import Any, BinaryIO, TypedDict
+
+    # A RESP2 reply: bytes, int, None, a ReplyError or a list of replies.
+    Reply = Any
+    # A node's [host, port] as marshal carries it (a list: follow() compares lists).
+    NodeAddress = list[Any]
+    # A frame from the worker, as marshal.loads gives it: a dict, the configuration
+    # (a Config) first, then {"state": ...} messages.
+    Message = Any
+
+    class TLSOptions(TypedDict, total=False):
+        """``ssl`` settings, as geventq.connection.pulse_endpoint reads them from redis-py."""
+
+        cert_reqs: str
+        check_hostname: bool
+        include_flags: int
+        exclude_flags: int
+        min_version: str | None
+        certfile: str | None
+        keyfile: str | None
+        password: str | None
+        ca_certs: str | None
+        ca_path: str | None
+        ca_data: str | None
+        ciphers: str | None
+
+    class LinkOptions(TypedDict, total=False):
+        """How to talk to one server: credentials, database, timeouts, TLS."""
+
+        auth: list[str] | None
+        db: int
+        socket_timeout: float | None
+        connect_timeout: float | None
+        tls: TLSOptions | None
+
+    class Address(TypedDict, total=False):
+        host: str
+        port: int
+        path: str
+
+    class SentinelOptions(LinkOptions, total=False):
+        service: str
+        addresses: list[NodeAddress]
+
+    class Endpoint(LinkOptions, total=False):
+        """Where the Redis is: one of address, sentinel, cluster."""
+
+        address: Address
+        sentinel: SentinelOptions
+        cluster: list[NodeAddress]
+
+    class _Config(TypedDict):
+        key: str
+        workers: str
+        name: str
+        interval: float
+        ttl: int
+        endpoint: Endpoint
+
+    class Config(_Config, total=False):
+        """The first frame from the worker."""
+
+        state: str
+
 DEFAULT_TIMEOUT = 5.0  # seconds, as redis-py: connect and each reply
 
 
@@ -57,7 +126,7 @@ def encode(*args: object) -> bytes:
     return b"".join(out)
 
 
-def read_reply(stream: object) -> object:
+def read_reply(stream: BinaryIO) -> Reply:
     """One RESP2 reply from a buffered binary stream; an error reply is returned, not raised."""
     line = stream.readline()
     if not line.endswith(b"\r\n"):
@@ -86,7 +155,7 @@ def read_reply(stream: object) -> object:
 class Link:
     """One connection to a Redis server (or a Sentinel), RESP2."""
 
-    def __init__(self, address: dict[str, object], options: dict[str, object]):
+    def __init__(self, address: Address, options: LinkOptions):
         timeout = options.get("connect_timeout") or DEFAULT_TIMEOUT
         if address.get("path"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,8 +165,8 @@ class Link:
             sock = socket.create_connection((address["host"], int(address["port"])), timeout)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         try:
-            if options.get("tls") is not None:
-                sock = tls_context(options["tls"]).wrap_socket(
+            if (tls := options.get("tls")) is not None:
+                sock = tls_context(tls).wrap_socket(
                     sock, server_hostname=address.get("host"))
             sock.settimeout(options.get("socket_timeout") or DEFAULT_TIMEOUT)
         except BaseException:
@@ -106,15 +175,15 @@ class Link:
         self.address = address
         self.sock = sock
         self.stream = sock.makefile("rb")
-        commands = []
-        if options.get("auth"):  # [password] or [username, password], as redis-py sends them
-            commands.append(("AUTH", *options["auth"]))
+        commands: list[tuple[object, ...]] = []
+        if auth := options.get("auth"):  # [password] or [username, password], as redis-py sends
+            commands.append(("AUTH", *auth))
         if options.get("db"):
             commands.append(("SELECT", options["db"]))
         if commands:
             self.call(*commands)
 
-    def call(self, *commands: tuple) -> list[object]:
+    def call(self, *commands: tuple) -> list[Reply]:
         """Send commands in one write, read their replies; the first error reply raises."""
         self.sock.sendall(b"".join(encode(*command) for command in commands))
         replies = [read_reply(self.stream) for _ in commands]
@@ -131,7 +200,7 @@ class Link:
             pass
 
 
-def tls_context(tls: dict[str, object]) -> object:
+def tls_context(tls: TLSOptions) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` built the way redis-py's ``SSLConnection`` builds its own."""
     import ssl
 
@@ -143,17 +212,19 @@ def tls_context(tls: dict[str, object]) -> object:
     context.verify_flags |= int(tls.get("include_flags") or 0)
     context.verify_flags &= ~int(tls.get("exclude_flags") or 0)
     if tls.get("certfile") or tls.get("keyfile"):
-        context.load_cert_chain(tls.get("certfile"), tls.get("keyfile"), tls.get("password"))
+        # a keyfile without a certfile fails here, as it does in redis-py's SSLConnection
+        context.load_cert_chain(tls.get("certfile"),  # type: ignore[arg-type]
+                                tls.get("keyfile"), tls.get("password"))
     if tls.get("ca_certs") or tls.get("ca_path") or tls.get("ca_data"):
         context.load_verify_locations(tls.get("ca_certs"), tls.get("ca_path"), tls.get("ca_data"))
-    if tls.get("min_version"):
-        context.minimum_version = ssl.TLSVersion[tls["min_version"]]
-    if tls.get("ciphers"):
-        context.set_ciphers(tls["ciphers"])
+    if min_version := tls.get("min_version"):
+        context.minimum_version = ssl.TLSVersion[min_version]
+    if ciphers := tls.get("ciphers"):
+        context.set_ciphers(ciphers)
     return context
 
 
-def connect(endpoint: dict[str, object]) -> Link:
+def connect(endpoint: Endpoint) -> Link:
     """A link to the Redis the worker uses (its master, through the Sentinels, if any;
     on a Redis Cluster the first node that answers, the slot's primary as last seen first)."""
     if endpoint.get("cluster"):
@@ -190,7 +261,7 @@ def connect(endpoint: dict[str, object]) -> Link:
 class Pulse:
     """Beats for one worker until its pipe ends."""
 
-    def __init__(self, config: dict[str, object]):
+    def __init__(self, config: Config):
         self.key = config["key"]
         self.workers = config["workers"]
         self.name = config["name"]
@@ -253,6 +324,7 @@ class Pulse:
         parts = str(reply).split()
         if len(parts) != 3 or parts[0] != "MOVED":
             return False
+        assert self.link is not None  # the link the reply came on
         host, _, port = parts[2].rpartition(":")
         # an empty host means "the host you asked" (a node that does not announce its own)
         target = [host or self.link.address["host"], int(port)]
@@ -282,7 +354,7 @@ class Frames:
         self.fd = fd
         self.pending = b""
 
-    def read(self) -> list[dict[str, object]] | None:
+    def read(self) -> list[Message] | None:
         """The messages completed by one read (maybe none); None at end of file."""
         data = os.read(self.fd, 65536)
         if not data:
@@ -310,7 +382,7 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     frames = Frames(0)
-    messages: list[dict[str, object]] = []
+    messages: list[Message] = []
     while not messages:  # the configuration comes first
         read = frames.read()
         if read is None:

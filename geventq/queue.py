@@ -8,15 +8,14 @@ from typing import Any, NamedTuple
 
 import redis
 
-from . import enqueueing, flow, scripts
-from .callables import check_importable_from_worker
-from .callbacks import callback_fields
+from . import enqueueing, flow, job_options, scripts
 from .connection import resolve_connection_and_keys
-from .defaults import DEFAULT_FAILURE_TTL, DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
+from .defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_QUEUE
 from .due_times import due_in, due_timestamp
-from .exceptions import DuplicateJobError, NoSuchJobError
+from .exceptions import NoSuchJobError
 from .inline import run_inline
 from .job import Job
+from .job_options import JOB_OPTIONS, check_options, split_arguments  # noqa: F401  (JOB_OPTIONS re-exported)
 from .keys import Keys
 from .limits import Limit, check_limit, limit_fields
 from .names import check_queue_name
@@ -28,18 +27,8 @@ from .registry import (
     ScheduledJobRegistry,
     StartedJobRegistry,
 )
-from .retry import retry_fields
 from .serializers import resolve_serializer
-from .status import LIVE_STATUSES
-from .unique import unique_fields
 from .utils import as_str, import_attribute, now, parse_timeout, parse_ttl, text_ids, to_datetime
-
-# Keywords of enqueue() that are job options, never passed to the function.
-JOB_OPTIONS = frozenset({
-    "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id",
-    "at_front", "description", "meta", "retry", "on_success", "on_failure",
-    "limit", "unique", "unique_key",
-})
 
 
 class EnqueueData(NamedTuple):
@@ -51,27 +40,10 @@ class EnqueueData(NamedTuple):
     options: dict
 
 
-def _split_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any, dict]:
-    """(f's args, f's kwargs, job options) from the arguments of enqueue()."""
-    options = {name: kwargs.pop(name) for name in JOB_OPTIONS & kwargs.keys()}
-    if "args" in kwargs or "kwargs" in kwargs:
-        if args:
-            raise TypeError("give the function's arguments either positionally or as "
-                            "args=, not both")
-        f_args, f_kwargs = kwargs.pop("args", None), kwargs.pop("kwargs", None)
-        if kwargs:
-            raise TypeError(f"unknown job option(s) {', '.join(sorted(kwargs))}: with args= "
-                            f"or kwargs= every other keyword must be one of "
-                            f"{', '.join(sorted(JOB_OPTIONS))}")
-        return f_args, f_kwargs, options
-    return args, kwargs, options
-
-
 class Queue:
     """A named FIFO of jobs in Redis."""
 
     job_class: type[Job] = Job
-    _create_flags: dict | None = None  # extra keywords for job_class.create, found once
 
     def __init__(self, name: str = DEFAULT_QUEUE, connection: redis.Redis | None = None,
                  default_timeout: Any = None, is_async: bool = True, serializer: Any = None,
@@ -115,7 +87,7 @@ class Queue:
         With ``args=`` and/or ``kwargs=`` given, those are f's arguments and
         every other keyword must be a job option.
         """
-        f_args, f_kwargs, options = _split_arguments(args, kwargs)
+        f_args, f_kwargs, options = split_arguments(args, kwargs)
         return self.enqueue_call(f, f_args, f_kwargs, **options)
 
     def enqueue_at(self, datetime: datetime, f: Any, *args: Any, **kwargs: Any) -> Job:
@@ -133,7 +105,7 @@ class Queue:
         return self._schedule(due_in(time_delta), f, args, kwargs)
 
     def _schedule(self, due: float, f: Any, args: tuple, kwargs: dict) -> Job:
-        f_args, f_kwargs, options = _split_arguments(args, kwargs)
+        f_args, f_kwargs, options = split_arguments(args, kwargs)
         job = self.build_job(f, f_args, f_kwargs, options)
         if not self.is_async:
             return run_inline(self, job)
@@ -158,9 +130,7 @@ class Queue:
     def prepare_data(func: Any, args: Iterable | None = None, kwargs: dict | None = None,
                      **options: Any) -> EnqueueData:
         """Describe one job for :meth:`enqueue_many`."""
-        if options and not options.keys() <= JOB_OPTIONS:
-            unknown = set(options) - JOB_OPTIONS
-            raise TypeError(f"unknown job option(s) {', '.join(sorted(unknown))}")
+        check_options(options)
         return EnqueueData(func, tuple(args) if args else (), dict(kwargs) if kwargs else {},
                            options)
 
@@ -179,7 +149,7 @@ class Queue:
             if not self.is_async:
                 return [run_inline(self, job) for job in jobs]
             # only ids given by the caller can be taken; generated ones are random
-            self._check_batch_references(jobs, [job for job in jobs if not job._fresh_id])
+            enqueueing.check_batch_references(self, jobs, [job for job in jobs if not job.generated_id])
             enqueueing.write_many(self, jobs, now())
         return jobs
 
@@ -193,90 +163,7 @@ class Queue:
         ``options`` (the keywords of :meth:`enqueue_call`, plus ``retry``, ``on_success``,
         ``on_failure`` and ``job_timeout``); nothing is written. Raises TypeError or
         ValueError naming a bad option."""
-        # the queue's connection, serializer and keys are checked already
-        resolved = self._create_flags
-        if resolved is None:
-            resolved = self._create_flags = {"_resolved": True} \
-                if self.job_class.create.__func__ is Job.create.__func__ else {}  # type: ignore[attr-defined]
-        if options.keys() <= JOB_OPTIONS and all(
-                v is None or (v is False and k == "at_front") for k, v in options.items()):
-            # no option given (nearly every job): the queue's defaults, nothing to parse
-            job = self.job_class.create(
-                func, args, kwargs, connection=self.connection, serializer=self.serializer,
-                keys=self.keys, origin=self.name, timeout=self.default_timeout,
-                result_ttl=self.default_result_ttl, failure_ttl=DEFAULT_FAILURE_TTL, **resolved)
-            if self.is_async:
-                check_importable_from_worker(job.func_name or "", job.instance)
-            job.extra.update(self._limit_fields)  # the queue's limit, if any
-            job.serialize_data()  # fail now, before anything is written
-            return job
-        flow = options.pop("limit", None), options.pop("unique", None), options.pop("unique_key", None)
-        retry = options.pop("retry", None)
-        on_success, on_failure = options.pop("on_success", None), options.pop("on_failure", None)
-        timeout, job_timeout = options.pop("timeout", None), options.pop("job_timeout", None)
-        if timeout is not None and job_timeout is not None:
-            raise TypeError("give job_timeout or timeout, not both")
-        unknown = set(options) - JOB_OPTIONS
-        if unknown:
-            raise TypeError(f"unknown job option(s) {', '.join(sorted(unknown))}")
-        timeout = parse_timeout(job_timeout if job_timeout is not None else timeout)
-        result_ttl = parse_ttl(options.get("result_ttl"), name="result_ttl")
-        failure_ttl = parse_ttl(options.get("failure_ttl"), name="failure_ttl", allow_zero=False)
-        ttl = parse_ttl(options.get("ttl"), name="ttl", allow_zero=False)
-        job = self.job_class.create(
-            func, args, kwargs, connection=self.connection, serializer=self.serializer,
-            keys=self.keys, id=options.get("job_id"), origin=self.name,
-            timeout=timeout or self.default_timeout,
-            result_ttl=self.default_result_ttl if result_ttl is None else result_ttl,
-            failure_ttl=failure_ttl or DEFAULT_FAILURE_TTL,
-            ttl=None if ttl == -1 else ttl, description=options.get("description"),
-            meta=options.get("meta"), depends_on=options.get("depends_on"),
-            at_front=bool(options.get("at_front")), **resolved)
-        if self.is_async:
-            check_importable_from_worker(job.func_name or "", job.instance)
-        # section 7 fields are stored only when given: the plain path stays as cheap
-        if retry is not None:
-            job.extra.update(retry_fields(retry))
-        if on_success is not None or on_failure is not None:
-            job.extra.update(callback_fields(on_success, on_failure))
-        job.serialize_data()  # fail now, before anything is written
-        self._add_flow_fields(job, *flow)
-        if job.meta:
-            job._dump("meta", job.meta)  # likewise (enqueue_many streams its writes)
-        return job
-
-    def _add_flow_fields(self, job: Job, limit: Any, unique: Any, unique_key: Any) -> None:
-        """Section 8's job fields, stored only when given: the limit (the job's, else the
-        queue's) and the unique identity. Bad values raise ValueError."""
-        limit = check_limit(limit, self.is_async) or self._limit
-        if limit is not None:
-            job.extra.update(limit_fields(limit))
-        if unique is not None or unique_key is not None:
-            job.extra.update(unique_fields(job.func_name or "", job.serialize_data(), unique,
-                                           unique_key))
-
-    def _check_batch_references(self, jobs: list[Job], given: list[Job]) -> None:
-        """Before a batch writes anything: dependencies exist, given ids are free."""
-        own = {job.id for job in jobs}
-        deps = sorted({d for job in jobs for d in job.dependency_ids} - own)
-        if len(own) != len(jobs):
-            raise DuplicateJobError("enqueue_many got the same job_id twice")
-        if not deps and not given:
-            return
-        pipe = self.connection.pipeline(transaction=False)
-        for dep in deps:
-            pipe.exists(self.keys.job(dep))
-        for job in given:
-            pipe.hget(job.key, "status")
-        replies = pipe.execute()
-        for dep, exists in zip(deps, replies):
-            if not exists:
-                raise NoSuchJobError(f"a job depends on job {dep!r}, which does not exist; "
-                                     "nothing was enqueued")
-        for job, status in zip(given, replies[len(deps):]):
-            if as_str(status) in LIVE_STATUSES:
-                raise DuplicateJobError(f"job id {job.id!r} is taken by a job that is "
-                                        f"{as_str(status)}; nothing was enqueued")
+        return job_options.build_job(self, func, args, kwargs, options, self._limit_fields)
 
     # -- introspection -----------------------------------------------------
     def purge_expired(self, upto: int | None = None) -> int:

@@ -102,7 +102,7 @@ def record_last_resort(connection: redis.Redis, keys: Keys, worker_name: str, en
     reason = f"geventq could not record how job {job.id} ({job.func_name}) ended " \
              f"({ending.outcome}), so it is failed instead: {describe(error)}"
     if ending.outcome != "finished" and ending.payload:
-        reason += f"\nHow it ended:\n{ending.payload}"
+        reason += f"\nHow it ended:\n{_text(ending.payload)}"
     reason = ascii_text(reason)
     logger.error("%s", reason.splitlines()[0])
     try:
@@ -133,7 +133,7 @@ def _fit(connection: redis.Redis, ending: Ending) -> Ending:
     job = ending.job
     limit = too_large(connection, ending.payload)
     if limit is not None and ending.outcome != "finished":
-        return Ending(job, ending.outcome, _cut(str(ending.payload), limit), dict(ending.extra),
+        return Ending(job, ending.outcome, _cut(_text(ending.payload), limit), dict(ending.extra),
                       list(ending.dependents), ending.default_result_ttl, ending.last_resort)
     what = "result"
     if limit is None:
@@ -152,6 +152,12 @@ def _fit(connection: redis.Redis, ending: Ending) -> Ending:
               f"instead (return something smaller, e.g. a key or a path to the data)")
     logger.error("%s", reason)
     return Ending(job, "failed", reason, dependents=list(ending.dependents), last_resort=True)
+
+
+def _text(payload: bytes | str) -> str:
+    """A failure's payload as text: it is the exc_info text (str) of every ending but a
+    finished one; bytes, should any come, are decoded rather than shown as ``b'...'``."""
+    return payload.decode(errors="replace") if isinstance(payload, bytes) else payload
 
 
 def _cut(text: str, limit: int) -> str:

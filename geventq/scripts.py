@@ -1,7 +1,7 @@
 """The Lua scripts behind every job state transition.
 
 Each ``lua/<name>.lua`` is loaded once per process; ``_common.lua`` (and
-``_limits.lua``, see geventq.limits) is prepended to the scripts that use its helpers.
+``_limits.lua``, see geventq.limits; ``_args.lua``) is prepended to the scripts that use its helpers.
 Calls go out as EVALSHA (one round trip), and are re-sent after a SCRIPT LOAD when
 Redis answers NOSCRIPT (a restarted or flushed server). ``ScriptBatch`` sends many calls in one pipeline without
 redis-py's extra SCRIPT EXISTS round trip. Both go through :func:`send`, a lean
@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any
 
@@ -22,6 +22,7 @@ import redis
 import redis.sentinel
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+_hiredis_pack: Callable[[tuple], bytes] | None
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # the hiredis extra is not installed
@@ -32,6 +33,8 @@ _USES_COMMON = {"enqueue", "end", "end_batch", "requeue_started", "requeue", "ca
                 "schedule_due", "periodic", "start_inline", "fail_started"}
 # the scripts that take or give back limit slots (geventq.limits) get _limits.lua
 _USES_LIMITS = {"claim", "end", "end_batch", "requeue_started", "cancel", "fail_started"}
+# the scripts that check number arguments with whole() and finite() get _args.lua
+_USES_ARGS = {"enqueue", "enqueue_batch", "periodic"}
 _SOURCES: dict[str, tuple[str, str]] = {}
 
 
@@ -46,6 +49,8 @@ def _source(name: str) -> tuple[str, str]:
     if cached is None:
         lua = resources.files(__package__).joinpath("lua")
         text = lua.joinpath(f"{name}.lua").read_text()
+        if name in _USES_ARGS:
+            text = lua.joinpath("_args.lua").read_text() + "\n" + text
         if name in _USES_LIMITS:
             text = lua.joinpath("_limits.lua").read_text() + "\n" + text
         if name in _USES_COMMON:
@@ -228,9 +233,12 @@ class ScriptBatch:
         if not self._calls:
             return []
         replies = send(client, [command for _, command in self._calls])
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        # a script call's NOSCRIPT reply: load the script and send the call again (a plain
+        # command has no script to load; its error reply raises below like any other)
+        missing = [i for i, r in enumerate(replies)
+                   if isinstance(r, NoScriptError) and self._calls[i][0] is not None]
         if missing:
-            names = {self._calls[i][0] for i in missing}
+            names = {name for i in missing if (name := self._calls[i][0]) is not None}
             send(client, [("SCRIPT", "LOAD", _source(name)[1]) for name in names])
             for i, reply in zip(missing, send(client, [self._calls[i][1] for i in missing])):
                 replies[i] = reply

@@ -56,7 +56,7 @@ class JSONSerializer:
         return json.loads(data)
 
 
-_BY_NAME = {"pickle": PickleSerializer, "json": JSONSerializer}
+_BY_NAME: dict[str, Serializer] = {"pickle": PickleSerializer, "json": JSONSerializer}
 
 
 def resolve_serializer(value: Any = None) -> Serializer:

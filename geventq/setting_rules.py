@@ -40,9 +40,9 @@ def heartbeat_interval(value: Any, name: str = "HEARTBEAT_INTERVAL") -> float:
                          maximum=MAX_HEARTBEAT_INTERVAL)
 
 
-def default_result_ttl(value: Any, name: str = "DEFAULT_RESULT_TTL") -> int:
+def default_result_ttl(value: Any, name: str = "DEFAULT_RESULT_TTL") -> int | None:
     """Seconds a result is kept when its job set none: as ``result_ttl`` (0, -1 or up
-    to 2**31 - 1 whole seconds)."""
+    to 2**31 - 1 whole seconds); ``None`` (the default) passes through, as in ``parse_ttl``."""
     return parse_ttl(value, name=name)
 
 

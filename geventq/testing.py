@@ -61,10 +61,11 @@ class RedisServer:
     def __init__(self, port: int | None = None, args: Sequence[str] = (),
                  binary: str | None = None, persistent: bool = False,
                  sentinel: Sequence[str] | None = None):
-        self.binary = binary or find_redis_server()
-        if not self.binary:
+        binary = binary or find_redis_server()
+        if not binary:
             raise RuntimeError("redis-server not found: install it (Debian/Ubuntu: "
                                "apt-get install redis-server) or set GEVENTQ_REDIS_SERVER")
+        self.binary: str = binary
         self.port = port or free_port()
         self.args = list(args)
         self.persistent = persistent
@@ -210,7 +211,7 @@ class LocalRedisCluster:
     # -- starting and stopping ---------------------------------------------
     def start(self, timeout: float = 60.0) -> LocalRedisCluster:
         """Start the nodes, create the cluster, wait until it is healthy."""
-        self._check_cli()
+        cli = self._check_cli()
         args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(self.node_timeout),
                 "--cluster-replica-validity-factor", "0",  # a replica may always take over
@@ -223,14 +224,15 @@ class LocalRedisCluster:
                 except RuntimeError as exc:
                     raise ClusterUnavailable(f"{self.binary} cannot run as a cluster node: "
                                              f"{_one_line(str(exc))}") from None
-            self._cluster_create(timeout)
+            self._cluster_create(cli, timeout)
             self.wait_until_healthy(timeout)
         except BaseException:
             self.close()
             raise
         return self
 
-    def _check_cli(self) -> None:
+    def _check_cli(self) -> str:
+        """The path of redis-cli, once it is known to be there and recent enough."""
         if not self.cli:
             raise ClusterUnavailable("redis-cli not found (it creates the cluster): install it "
                                      "with redis-server or set GEVENTQ_REDIS_CLI")
@@ -245,8 +247,9 @@ class LocalRedisCluster:
         if int(version.split(".")[0]) < 5:
             raise ClusterUnavailable(f"{self.cli} is version {version}: 'redis-cli --cluster' "
                                      "needs Redis 5 or later")
+        return self.cli
 
-    def _cluster_create(self, timeout: float) -> None:
+    def _cluster_create(self, cli: str, timeout: float) -> None:
         client = self.client(self.nodes[0])
         try:
             client.execute_command("CLUSTER", "INFO")
@@ -254,7 +257,7 @@ class LocalRedisCluster:
             raise ClusterUnavailable(f"{self.binary} has no cluster support: {_one_line(str(exc))}")
         finally:
             client.close()
-        cmd = [self.cli, "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+        cmd = [cli, "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
                "--cluster-replicas", str(self.replicas), "--cluster-yes"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)

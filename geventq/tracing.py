@@ -30,6 +30,10 @@ logger = logging.getLogger("geventq.worker")
 
 def inject(job: Job) -> None:
     """Store the active span's context in the new job (nothing outside a span)."""
+    # Most enqueues of a traced app happen outside a span (scripts, cron): asking the
+    # current span first skips the propagators' work for them (~4% of an enqueue's CPU).
+    if not trace.get_current_span().get_span_context().is_valid:
+        return
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     if carrier:

@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 from .defaults import MAX_SECONDS
 
@@ -218,6 +218,14 @@ _URL_CREDENTIALS = re.compile(
     r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?:(?!\w+://).)*@"
     r"(?=[\w.\-\[\]]+(?::\d+)?(?:[/?#\s,;)'\"]|$))")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*")
+
+
+@overload
+def redact_url(text: str) -> str: ...
+
+
+@overload
+def redact_url(text: None) -> None: ...
 
 
 def redact_url(text: str | None) -> str | None:

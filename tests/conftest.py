@@ -64,6 +64,38 @@ def cluster_connection(redis_cluster):
     conn.close()
 
 
+def _shared_group(item: pytest.Item) -> str | None:
+    """The pytest-xdist group of a test that must share a costly fixture with others.
+
+    Under ``make test`` (``-n 2 --dist loadgroup``) each process starts its own private
+    redis-server, which is cheap; but the local Redis Cluster (six nodes) is started once,
+    so every test that asks for it runs in one process, and a module- or session-scoped
+    fixture of a test module (a Chromium, a dashboard process, a built wheel, a TLS server)
+    is set up once, so that module's tests run in one process.
+    """
+    if "redis_cluster" in item.fixturenames:
+        return "redis-cluster"
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in item.fixturenames:
+        for fixturedef in defs.get(name, ()):
+            if fixturedef.scope in ("module", "session") and \
+                    fixturedef.func.__module__.startswith("tests.") and name != "redis_server":
+                return item.module.__name__
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(config, items):
+    # NB: with pytest 9.2 and pytest-xdist 3.8 the groups are silently ignored (xdist writes
+    # the group into the item's old _nodeid field, which pytest 9.2 no longer reads:
+    # pytest-xdist issue 1386), so the tests are spread one by one as with --dist load and
+    # such a fixture is set up in each process that needs it: correct, a little slower.
+    for item in items:
+        group = _shared_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def redis_url(redis_server) -> str:
     return redis_server.url

@@ -23,6 +23,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def quietly(predicate: Callable[[], Any]) -> Callable[[], Any]:
+    """A wait_for predicate that reads False while Redis is away (restarted, failing over)."""
+    import redis
+
+    def check() -> Any:
+        try:
+            return predicate()
+        except redis.RedisError:
+            return False
+    return check
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL a process started with start_new_session=True, and its group; reap it."""
     if proc.poll() is None:

@@ -36,7 +36,7 @@ from geventq.testing import RedisServer
 from geventq.utils import as_str
 from tests import invariants
 from tests import jobs_reliability as jobs
-from tests.helpers import wait_for
+from tests.helpers import quietly, wait_for
 from tests.test_recovery import write_config
 
 KEYS = Keys()
@@ -44,19 +44,9 @@ LIMIT = 1024 * 1024  # proto-max-bulk-len of the test's server
 LONG = os.environ.get("GEVENTQ_CHAOS") == "long"
 SCALE = {
     # jobs, big jobs (each kind), seconds of chaos, Redis restarts, CLIENT KILLs
-    "ci": dict(jobs=2500, big=3, seconds=14, restarts=1, client_kills=2),
+    "ci": dict(jobs=1500, big=3, seconds=8, restarts=1, client_kills=2),
     "long": dict(jobs=25000, big=20, seconds=150, restarts=4, client_kills=10),
 }["long" if LONG else "ci"]
-
-
-def quietly(predicate):
-    """A wait_for predicate that reads False while Redis is away."""
-    def check():
-        try:
-            return predicate()
-        except redis.RedisError:
-            return False
-    return check
 
 
 def in_flight(connection, names) -> set[str]:

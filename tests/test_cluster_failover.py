@@ -11,22 +11,11 @@ import signal
 import time
 
 import pytest
-import redis
 
 from geventq import Queue, Worker
 from tests import jobs_cluster
-from tests.helpers import wait_for
+from tests.helpers import quietly, wait_for
 from tests.test_recovery import write_config
-
-
-def quietly(predicate):
-    """A wait_for predicate that reads False while the slot has no primary."""
-    def check():
-        try:
-            return predicate()
-        except redis.RedisError:
-            return False
-    return check
 
 
 @pytest.mark.timeout(90)

@@ -40,8 +40,10 @@ def test_a_job_failing_with_unencodable_text_ends_failed_and_the_worker_goes_on(
     worker = start_worker("-w", worker_class, *QUIET)
     wait_for(lambda: all(j.get_status() == "finished" for j in after), 20,
              message="the jobs after the poisoned one")
+    # the jobs run side by side: the poisoned one's ending may be written after theirs
+    wait_for(lambda: poisoned.get_status() == "failed", 10, message="the poisoned job failed")
     poisoned.refresh()
-    assert poisoned.get_status() == "failed" and poisoned.id in queue.failed_job_registry
+    assert poisoned.id in queue.failed_job_registry
     assert "cannot read /data/caf\\udcff.csv" in poisoned.exc_info  # readable, escaped
     assert [j.result for j in after] == [i + 1 for i in range(20)]
     worker.signal(signal.SIGTERM)

@@ -56,7 +56,7 @@ def test_kills_during_a_run_with_limited_keys_leak_no_slot_and_lose_no_job(
         deadline = time.monotonic() + rng.uniform(0.3, 0.7)
         while time.monotonic() < deadline:  # sample the slots until the next kill
             slots_never_exceed_running(connection)
-            time.sleep(0.02)
+            time.sleep(0.02)  # sampling the invariant until the next kill, not a wait
         victim = workers.pop(rng.randrange(len(workers)))
         kill(victim)
         kills += 1

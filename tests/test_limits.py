@@ -167,13 +167,19 @@ def test_queue_default_limit_and_job_override(connection):
     assert claim(connection) == [a.id, c.id]
 
 
-def test_slots_heal_when_a_job_left_without_giving_its_slot(connection):
+def holder_and_parked(connection):
+    """Two jobs under a limit of one: the first claimed (it holds the slot), the second parked."""
     q = Queue("q", connection=connection)
     limit = Limit("k", concurrency=1)
-    ghost = q.enqueue(jobs.noop, limit=limit)
+    holder = q.enqueue(jobs.noop, limit=limit)
     waiting = q.enqueue(jobs.noop, limit=limit)
-    assert claim(connection) == [ghost.id]
+    assert claim(connection) == [holder.id]
     assert claim(connection) == []  # waiting is parked
+    return holder, waiting
+
+
+def test_slots_heal_when_a_job_left_without_giving_its_slot(connection):
+    ghost, waiting = holder_and_parked(connection)
     # the slot's job vanished without an ending (a hostile write, a lost script): once the
     # slot's deadline is past, the key's timer drops it and the parked job goes on
     connection.delete(KEYS.job(ghost.id))
@@ -193,11 +199,7 @@ def test_limit_keys_stay_in_the_prefix_slot(connection):
 
 
 def test_a_slot_whose_job_no_longer_runs_is_healed_within_a_second(connection):
-    q = Queue("q", connection=connection)
-    limit = Limit("k", concurrency=1)
-    leaked = q.enqueue(jobs.noop, limit=limit)
-    waiting = q.enqueue(jobs.noop, limit=limit)
-    assert claim(connection) == [leaked.id]
+    leaked, waiting = holder_and_parked(connection)
     # the job left without giving its slot back (its deadline is still far ahead)
     connection.zrem(KEYS.registry("started", "q"), leaked.id)
     connection.srem(KEYS.worker_jobs("w1"), leaked.id)

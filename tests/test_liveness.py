@@ -122,7 +122,7 @@ def test_a_killed_pulse_is_replaced_and_the_key_never_lapses(connection, start_w
     deadline = time.monotonic() + 3.0  # the worker TTL (2 s) and then some
     while time.monotonic() < deadline:
         assert connection.exists(KEYS.worker("steady"))  # the key never lapses meanwhile
-        time.sleep(0.05)
+        time.sleep(0.05)  # sampling: the behaviour is that the key exists all through the window
     [second] = pulses_of(worker.pid)
     assert second.pid != first.pid
     worker.wait_for_output("the pulse process that keeps its key alive exited")

@@ -260,7 +260,7 @@ def test_sighup_replaces_every_worker_new_before_old_with_sd_notify(
         while registered(connection) != new:
             seen.append(len(registered(connection)))
             assert time.monotonic() < deadline, pool.output()
-            time.sleep(0.02)
+            time.sleep(0.02)  # a poll with the deadline above that samples every size on the way
         assert min(seen) >= 1, "never fewer than N - 1 workers"
         listener.wait_for("READY=1", count=2)
         pool.killpg(signal.SIGTERM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from geventq import Dependency, Job, Queue
-from geventq.exceptions import DuplicateJobError, NoSuchJobError
+from geventq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from geventq.job import JobStatus
 from tests import jobs
 
@@ -230,6 +230,22 @@ def test_cancel_requeue_delete(queue, connection):
     assert job.get_status() == "queued" and queue.job_ids == [job.id]
     job.delete()
     assert queue.job_ids == [] and not connection.exists(job.key)
+
+
+def test_a_job_whose_hash_names_no_queue(queue, connection):
+    """cancel and requeue refuse it (cancel used to file it under a queue named 'None',
+    requeue to fail with redis-py's DataError); delete still deletes it."""
+    job = queue.enqueue(jobs.noop)
+    connection.hdel(job.key, "origin")
+    with pytest.raises(InvalidJobOperation, match="names no queue"):
+        Job.fetch(job.id, connection=connection).cancel()
+    assert job.get_status() == "queued" and not connection.exists("geventq:canceled:None")
+    connection.hset(job.key, "status", "failed")
+    with pytest.raises(InvalidJobOperation, match="names no queue"):
+        Job.fetch(job.id, connection=connection).requeue()
+    assert job.get_status() == "failed"
+    Job.fetch(job.id, connection=connection).delete()
+    assert not connection.exists(job.key)
 
 
 def test_is_async_false_runs_inline(connection):

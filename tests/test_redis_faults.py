@@ -18,20 +18,10 @@ from geventq.exceptions import InvalidJobOperation
 from geventq.keys import Keys
 from geventq.testing import RedisServer, free_port
 from tests import jobs_reliability as jobs
-from tests.helpers import wait_for
+from tests.helpers import quietly, wait_for
 from tests.test_recovery import write_config
 
 KEYS = Keys()
-
-
-def quietly(predicate):
-    """A wait_for predicate that reads False while Redis is away."""
-    def check():
-        try:
-            return predicate()
-        except redis.RedisError:
-            return False
-    return check
 
 
 def outcome(queue: Queue, ids: list[str], connection) -> tuple[int, int, int]:

@@ -46,11 +46,12 @@ def render_info(connection: redis.Redis, keys: Keys, queue_names: list[str]) -> 
 
 
 def _queue_line(queue) -> str:
+    from ..registry import REGISTRY_CLASSES
     from ..utils import printable
 
     try:
         counts = [f"queued {queue.count}"] + [
-            f"{kind} {getattr(queue, kind + '_job_registry').count}"
+            f"{kind} {REGISTRY_CLASSES[kind](queue=queue).count}"
             for kind in ("started", "finished", "failed", "deferred", "scheduled", "canceled")]
     except redis.ResponseError as exc:  # one of its keys holds another type
         return f"  {printable(queue.name):<20} <cannot read: {exc}>"

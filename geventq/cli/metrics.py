@@ -67,5 +67,9 @@ def build_server(config: str | None, url: str | None, cluster: bool | None, pref
     except OSError as exc:
         raise ValueError(f"cannot bind {bind}: {exc.strerror or exc}") from None
     bound_host, bound_port = server.server_address[:2]
+    # server_bind set it from getsockname(): the host is str (the stub also allows the bytes
+    # a constructor may be given)
+    if not isinstance(bound_host, str):
+        bound_host = bytes(bound_host).decode()
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     return server, f"geventq metrics: serving http://{shown}:{bound_port}/metrics"

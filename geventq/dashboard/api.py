@@ -18,7 +18,7 @@ from .config import DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
 from .overview import overview_dict, read_overview
-from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
+from .web import blueprint, check_job_id, error, page_arguments, unknown_queue
 
 MAX_IDS = 10_000  # ids one requeue request may name
 
@@ -44,8 +44,8 @@ def api_jobs(name: str, source: str) -> Response:
     config = current_config()
     if source not in SOURCES:
         return error(f"no registry {source!r}: one of {', '.join(SOURCES)}", 404)
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     number, size, search = page_arguments(config)
     listing = JobList(config.connection, config.keys, name, source, now())
     page = listing.search(search, number, size, config.search_limit) if search \
@@ -72,8 +72,8 @@ def _body() -> dict[str, Any] | None:
 def api_requeue_failed(name: str) -> Response:
     """``{"ids": [...]}``, ``{"search": "..."}`` or ``{}`` (all) -> ``{"requeued": n}``."""
     config = current_config()
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     body = _body()
     if body is None:
         return error('the body must be a JSON object: {"ids": [...]} or {} for all', 400)
@@ -120,8 +120,8 @@ def _pause(name: str, paused: bool) -> Response:
     config = current_config()
     if _body() is None:
         return error("the body must be a JSON object ({} will do)", 400)
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     try:
         actions.set_paused(config, name, paused)
     except actions.ActionError as exc:

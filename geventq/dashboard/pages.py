@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse  # what flask.redirect returns
 
 from ..stats import QUEUE_STATES, take_snapshot
 from ..utils import now
@@ -13,7 +14,7 @@ from .config import PAGE_SIZES, DashboardConfig, current_config
 from .jobs import read_job
 from .listing import SOURCES, JobList
 from .overview import read_overview
-from .web import blueprint, check_job_id, check_queue_name, error, known_queue, page_arguments
+from .web import blueprint, check_job_id, check_queue_name, error, page_arguments, unknown_queue
 
 REGISTRIES = tuple(s for s in SOURCES if s != "queued")
 # what a redirect after an action says (fixed texts: nothing from the request is echoed)
@@ -38,10 +39,9 @@ def overview() -> str:
 
 
 def _list_page(name: str, source: str) -> Response | str:
-    reason = check_queue_name(name)
     config = current_config()
-    if reason or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     number, size, search = page_arguments(config)
     listing = JobList(config.connection, config.keys, name, source, now())
     if search:
@@ -80,7 +80,7 @@ def job_page(job_id: str) -> Response | str:
 
 # -- buttons (form POSTs; guard_posts has checked the CSRF token) ----------------------
 
-def _job_action(job_id: str, action: Callable[[DashboardConfig, str], None], done: str) -> Response:
+def _job_action(job_id: str, action: Callable[[DashboardConfig, str], None], done: str) -> BaseResponse:
     if check_job_id(job_id):
         return error(f"no job with id {job_id!r}", 404)
     try:
@@ -91,17 +91,17 @@ def _job_action(job_id: str, action: Callable[[DashboardConfig, str], None], don
 
 
 @blueprint.post("/jobs/<job_id>/requeue")
-def requeue_job(job_id: str) -> Response:
+def requeue_job(job_id: str) -> BaseResponse:
     return _job_action(job_id, actions.requeue_job, "requeued")
 
 
 @blueprint.post("/jobs/<job_id>/stop")
-def stop_job(job_id: str) -> Response:
+def stop_job(job_id: str) -> BaseResponse:
     return _job_action(job_id, actions.stop_job, "stopped")
 
 
 @blueprint.post("/jobs/<job_id>/delete")
-def delete_job(job_id: str) -> Response:
+def delete_job(job_id: str) -> BaseResponse:
     origin = request.form.get("origin", "")
     if check_job_id(job_id):
         return error(f"no job with id {job_id!r}", 404)
@@ -115,19 +115,19 @@ def delete_job(job_id: str) -> Response:
 
 
 @blueprint.post("/queues/<name>/failed/requeue")
-def requeue_failed(name: str) -> Response:
+def requeue_failed(name: str) -> BaseResponse:
     config = current_config()
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     search = request.form.get("search", "").strip()
     count = actions.requeue_failed(config, name, search=search)
     return redirect(url_for(".registry_page", name=name, registry="failed", requeued=count), 303)
 
 
-def _pause_action(name: str, paused: bool) -> Response:
+def _pause_action(name: str, paused: bool) -> BaseResponse:
     config = current_config()
-    if check_queue_name(name) or not known_queue(config, name):
-        return error(f"no queue named {name!r}", 404)
+    if (missing := unknown_queue(config, name)) is not None:
+        return missing
     try:
         actions.set_paused(config, name, paused)
     except actions.ActionError as exc:
@@ -136,10 +136,10 @@ def _pause_action(name: str, paused: bool) -> Response:
 
 
 @blueprint.post("/queues/<name>/pause")
-def pause_queue(name: str) -> Response:
+def pause_queue(name: str) -> BaseResponse:
     return _pause_action(name, True)
 
 
 @blueprint.post("/queues/<name>/unpause")
-def unpause_queue(name: str) -> Response:
+def unpause_queue(name: str) -> BaseResponse:
     return _pause_action(name, False)

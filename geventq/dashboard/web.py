@@ -45,8 +45,12 @@ def check_job_id(job_id: str) -> str | None:
     return None if _JOB_ID.match(job_id) else "not a valid job id"
 
 
-def known_queue(config: DashboardConfig, name: str) -> bool:
-    return bool(config.connection.sismember(config.keys.queues, name))
+def unknown_queue(config: DashboardConfig, name: str) -> Response | None:
+    """The 404 answer for a name that is no queue's (not a valid queue name, or never
+    had a job); None for a known queue."""
+    if check_queue_name(name) or not config.connection.sismember(config.keys.queues, name):
+        return error(f"no queue named {name!r}", 404)
+    return None
 
 
 def page_arguments(config: DashboardConfig) -> tuple[int, int, str]:

@@ -141,7 +141,7 @@ def _started(connection: redis.Redis, keys: Keys, claimed: Sequence[tuple[str, s
             logger.warning("job %s taken from queue %s is %s, no longer queued (canceled "
                            "before it started?): skipped", job_id, queue_name, as_str(flat))
             continue
-        job = job_class._new(job_id, connection, serializer, keys)
+        job = job_class.from_resolved(job_id, connection, serializer, keys)
         jobs.append(_load_started(job, dict(zip(flat[::2], flat[1::2])), queue_name))
     return jobs
 

@@ -16,6 +16,20 @@ local function push_job(queue_key, wake_key, queues_key, queue_name, job_id, at_
   redis.call('SADD', queues_key, queue_name)
 end
 
+-- Make way for a new job under a job id (start_inline.lua, periodic.lua): refused while
+-- a live job holds the id, whose status is returned (nothing is written). Else the hash
+-- an ended run of that id left is deleted, so the new job inherits none of its fields,
+-- and nil is returned: the caller writes the new hash. A key of another type (never
+-- written by geventq) is deleted likewise.
+local function clear_for_new_job(job_key)
+  local status = redis.pcall('HGET', job_key, 'status')
+  if is_live(status) then
+    return status
+  end
+  redis.call('DEL', job_key)
+  return nil
+end
+
 -- Expire an ended job's hash after ttl seconds (-1: keep it forever); returns its score
 -- in the registry of ended jobs (its expiry), so the registry can drop it when the hash
 -- is gone. end_batch.lua adds the scores many at a time; keep_ended adds one.

@@ -9,17 +9,6 @@
 -- Every argument is checked before the first write: a bad one writes nothing.
 -- A unique job whose identity's key names another job still waiting (queued, scheduled or
 -- deferred) is not written: the answer is {'exists', that job's id}.
-local function whole(value, low, high)
-  local n = tonumber(value)
-  if n and n == math.floor(n) and n >= low and n <= high then
-    return n
-  end
-  return nil
-end
-local function finite(value)
-  local n = tonumber(value)
-  return n and n == n and n > -math.huge and n < math.huge
-end
 local job_id, queue_name, now = ARGV[1], ARGV[2], ARGV[3]
 local at_front = ARGV[4] == '1'
 local ttl = whole(ARGV[5], -1, 2147483647)  -- -1: none

@@ -13,13 +13,6 @@
 -- costs Redis less than writing them again for every job.
 -- Every argument is checked before the first write: a bad one writes nothing. A call
 -- takes at most 1000 jobs (each unpack() below stays far under Lua's limit).
-local function whole(value, low, high)
-  local n = tonumber(value)
-  if n and n == math.floor(n) and n >= low and n <= high then
-    return n
-  end
-  return nil
-end
 local queue_name, now, ttl = ARGV[1], ARGV[2], nil
 local checked, at_front = ARGV[4] == '1', ARGV[5] == '1'
 local t = whole(ARGV[6], 0, 200)

@@ -6,10 +6,6 @@
 --       4 queue name, 5 now, 6 at_front, 7 ttl, 8 job id ('' = only advance),
 --       then the job's hash field/value pairs
 -- Every argument is checked before the first write: a bad one writes nothing.
-local function finite(value)
-  local n = tonumber(value)
-  return n and n == n and n > -math.huge and n < math.huge
-end
 local ttl = tonumber(ARGV[7])
 local n_fields = #ARGV - 8
 if not finite(ARGV[3]) then
@@ -29,11 +25,10 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if ARGV[8] == '' then
   return {'advanced'}
 end
-local status = redis.call('HGET', KEYS[2], 'status')
-if is_live(status) then
-  return {'duplicate', status}
+local live = clear_for_new_job(KEYS[2])
+if live then
+  return {'duplicate', live}
 end
-redis.call('DEL', KEYS[2])
 local fields = {}
 for i = 9, #ARGV do
   fields[#fields + 1] = ARGV[i]

@@ -12,11 +12,10 @@ if ARGV[4] == 'again' then
     return {'gone'}
   end
 else
-  local status = redis.pcall('HGET', KEYS[1], 'status')
-  if is_live(status) then
-    return {'duplicate', status}
+  local live = clear_for_new_job(KEYS[1])
+  if live then
+    return {'duplicate', live}
   end
-  redis.call('DEL', KEYS[1])
   -- bounded: the fields of one job's hash (Job.to_mapping: a few dozen values)
   redis.call('HSET', KEYS[1], 'enqueued_at', now, unpack(ARGV, 5))
 end

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..keys import Keys
@@ -33,7 +34,7 @@ class RedisCollector(Collector):
         self.keys = keys
         self.last_commands = 0  # Redis commands the last scrape sent (for bench/)
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         snapshot = take_snapshot(self.connection, self.keys, max_job_ids=0)
         metrics = read_job_metrics(self.connection, self.keys)
         self.last_commands = snapshot.commands + metrics.commands
@@ -42,7 +43,7 @@ class RedisCollector(Collector):
         yield from worker_families(snapshot)
 
 
-def queue_families(snapshot: Snapshot) -> Iterator:
+def queue_families(snapshot: Snapshot) -> list[Metric]:
     jobs = GaugeMetricFamily("geventq_queue_jobs", "Jobs of a queue per state.",
                              labels=["queue", "state"])
     oldest = GaugeMetricFamily("geventq_queue_oldest_job_age_seconds",
@@ -58,7 +59,7 @@ def queue_families(snapshot: Snapshot) -> Iterator:
     return [jobs, oldest, paused]
 
 
-def job_families(metrics: JobMetrics) -> Iterator:
+def job_families(metrics: JobMetrics) -> list[Metric]:
     total = CounterMetricFamily("geventq_jobs", "Jobs ended, per outcome.",
                                 labels=["queue", "function", "outcome"])
     for (queue, func, outcome), value in sorted(metrics.jobs.items()):
@@ -84,7 +85,7 @@ def job_families(metrics: JobMetrics) -> Iterator:
     return [total, duration, blocked, recovered]
 
 
-def worker_families(snapshot: Snapshot) -> Iterator:
+def worker_families(snapshot: Snapshot) -> list[Metric]:
     workers = GaugeMetricFamily("geventq_workers", "Live workers per state.", labels=["state"])
     states = {"idle": 0, "busy": 0, "suspended": 0}
     busy = free = 0

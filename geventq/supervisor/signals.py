@@ -10,7 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any
+
+# what signal.signal takes and returns (typeshed's private _HANDLER)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 MAX_QUEUED = 5  # a burst of signals beyond this is dropped, as gunicorn does
 
@@ -21,7 +26,7 @@ class SignalQueue:
     def __init__(self) -> None:
         self.queue: list[int] = []
         self.pipe: tuple[int, int] | None = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._old: dict[int, object] = {}
+        self._old: dict[int, _Handler] = {}
 
     @property
     def fd(self) -> int:
@@ -42,12 +47,12 @@ class SignalQueue:
             signal.signal(sig, handler)
         self._old.clear()
 
-    def _on_signal(self, signum: int, frame: object) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if len(self.queue) < MAX_QUEUED:
             self.queue.append(signum)
         self.wakeup()
 
-    def _on_wake(self, signum: int, frame: object) -> None:
+    def _on_wake(self, signum: int, frame: FrameType | None) -> None:
         self.wakeup()
 
     def push(self, signum: int) -> None:

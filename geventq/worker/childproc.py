@@ -18,7 +18,7 @@ import time
 from typing import Literal
 
 from .forkchild import FRAME_HEADER, JOB, encode_frame
-from .heartbeat import _native
+from .heartbeat import native
 
 TIMED_OUT: Literal["timed out"] = "timed out"
 
@@ -101,7 +101,7 @@ def close_fd(fd: int) -> None:
     pipe to the next loop turn, and a fork in between would hand the descriptor to the
     new child, which then never sees end-of-file."""
     with contextlib.suppress(OSError):
-        _native("os", "close")(fd)
+        native("os", "close")(fd)
 
 
 def _readable(fd: int, deadline: float | None) -> bool:

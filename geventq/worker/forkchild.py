@@ -41,7 +41,7 @@ from ..execution import execute
 from ..recording import RETRY_CAP
 from ..redis_errors import describe, is_transient
 from ..utils import backoff_delay
-from .heartbeat import _native
+from .heartbeat import native
 
 logger = logging.getLogger("geventq.worker")
 
@@ -65,7 +65,7 @@ def child_main(worker: Any, requests_fd: int, replies_fd: int, close_fds: list[i
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _detach()
-        close = _native("os", "close")  # gevent's would wait for a loop turn
+        close = native("os", "close")  # gevent's would wait for a loop turn
         for fd in close_fds:  # the parent's ends of our pipes and of the other children's
             with contextlib.suppress(OSError):
                 close(fd)

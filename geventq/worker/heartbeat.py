@@ -44,7 +44,7 @@ _SECRET_ENV = ("GEVENTQ_URL", "REDIS_URL")
 _IGNORED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _native(module: str, name: str) -> Any:
+def native(module: str, name: str) -> Any:
     """The unpatched original when gevent has patched the module.
 
     A process that never imported gevent has nothing patched: gevent is not imported
@@ -53,6 +53,28 @@ def _native(module: str, name: str) -> Any:
     if monkey is None:
         return getattr(__import__(module), name)
     return monkey.get_original(module, name)
+
+
+class StopFlag:
+    """The stop flag of a native thread (heartbeat, recovery) and the sleep that heeds it."""
+
+    def __init__(self, step: float):
+        self.stopped = False
+        self._step = step  # the longest a stop waits to be noticed
+        self._sleep = native("time", "sleep")
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep in short steps so a stop is prompt; False once stopped."""
+        end = time.monotonic() + seconds
+        while not self.stopped:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            self._sleep(min(self._step, left))
+        return False
 
 
 class PulseProcess:
@@ -64,8 +86,8 @@ class PulseProcess:
 
     def __init__(self, pid: int, commands_fd: int, alive_fd: int):
         self.pid, self.commands_fd, self.alive_fd = pid, commands_fd, alive_fd
-        self._close = _native("os", "close")
-        self._select = _native("select", "select")
+        self._close = native("os", "close")
+        self._select = native("select", "select")
         _IN_THIS_PROCESS.add(self)
         _close_pipes_in_forked_children()
 
@@ -74,7 +96,7 @@ class PulseProcess:
         """Start ``python -I -S pulse.py NAME`` and send it ``config``; raises OSError."""
         if not sys.executable:
             raise OSError("no Python interpreter to run the pulse (sys.executable is empty)")
-        close = _native("os", "close")  # gevent's defers it: a fork meanwhile would inherit it
+        close = native("os", "close")  # gevent's defers it: a fork meanwhile would inherit it
         commands_r, commands_w = _pipe()
         alive_r, alive_w = _pipe()
         env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
@@ -82,7 +104,7 @@ class PulseProcess:
             # gevent's posix_spawn would watch the child from a hub (a thread has none);
             # the signals are blocked from the pulse's first instruction: a Ctrl-C or a kill
             # of the process group must not end the heartbeat of a worker finishing its jobs
-            pid = _native("os", "posix_spawn")(
+            pid = native("os", "posix_spawn")(
                 sys.executable, [sys.executable, "-I", "-S", PULSE_SCRIPT, name], env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, commands_r, 0),
                               (os.POSIX_SPAWN_DUP2, alive_w, 1)],
@@ -164,10 +186,9 @@ class Liveness:
         self.pulse: PulseProcess | None = None
         self.restarts = 0
         self.why_no_pulse: str | None = None
-        self._stopped = False
-        self._lock = _native("_thread", "allocate_lock")()  # guards self.pulse
-        self._running = _native("_thread", "allocate_lock")()  # held while the thread runs
-        self._sleep = _native("time", "sleep")
+        self._stop = StopFlag(0.2)
+        self._lock = native("_thread", "allocate_lock")()  # guards self.pulse
+        self._running = native("_thread", "allocate_lock")()  # held while the thread runs
 
     def start(self) -> None:
         """Start the pulse (or say why there is none), then the thread that watches it."""
@@ -178,7 +199,7 @@ class Liveness:
         else:
             self._spawn()
         self._running.acquire()
-        _native("_thread", "start_new_thread")(self._run, ())
+        native("_thread", "start_new_thread")(self._run, ())
 
     def set_state(self, state: str) -> None:
         """The worker's state, written to its key with every beat from now on."""
@@ -189,7 +210,7 @@ class Liveness:
 
     def stop(self, timeout: float = 6.0) -> None:
         """Stop beating: the thread first, then the pulse (waiting for a beat under way)."""
-        self._stopped = True
+        self._stop.set()
         if self._running.acquire(True, timeout):
             self._running.release()
         with self._lock:
@@ -213,10 +234,10 @@ class Liveness:
     def _run(self) -> None:
         try:
             failures = 0
-            while self._pause(self.interval if not failures else
-                              backoff_delay(failures, base=0.5, cap=self.interval)):
+            while self._stop.pause(self.interval if not failures else
+                                   backoff_delay(failures, base=0.5, cap=self.interval)):
                 with self._lock:
-                    if self._stopped:
+                    if self._stop.stopped:
                         break
                     try:
                         self._check_pulse()
@@ -250,16 +271,6 @@ class Liveness:
             logger.warning("heartbeat failed (%s); retrying", type(exc).__name__)
             return failures + 1
 
-    def _pause(self, seconds: float) -> bool:
-        """Sleep in short steps so ``stop()`` is prompt; False once stopped."""
-        end = time.monotonic() + seconds
-        while not self._stopped:
-            left = end - time.monotonic()
-            if left <= 0:
-                return True
-            self._sleep(min(0.2, left))
-        return False
-
 
 # -- file descriptors across fork ------------------------------------------------
 _IN_THIS_PROCESS: set[PulseProcess] = set()
@@ -286,7 +297,7 @@ def _pipe() -> tuple[int, int]:
     for fd in os.pipe():
         if fd <= 2:
             moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-            _native("os", "close")(fd)
+            native("os", "close")(fd)
             fd = moved
         ends.append(fd)
     return ends[0], ends[1]
@@ -294,7 +305,7 @@ def _pipe() -> tuple[int, int]:
 
 def _reap(pid: int) -> int | None:
     """Collect an exited child's status (within a second); None if someone else reaped it."""
-    waitpid = _native("os", "waitpid")
+    waitpid = native("os", "waitpid")
     end = time.monotonic() + 1.0
     while True:
         try:
@@ -305,7 +316,7 @@ def _reap(pid: int) -> int | None:
             return status
         if time.monotonic() > end:
             return None
-        _native("time", "sleep")(0.005)
+        native("time", "sleep")(0.005)
 
 
 def _describe_status(status: int | None) -> str:

@@ -43,7 +43,7 @@ from ..connection import clone_connection
 from ..keys import Keys
 from ..redis_errors import describe, is_transient
 from ..utils import as_str, backoff_delay
-from .heartbeat import _native
+from .heartbeat import StopFlag, native
 
 logger = logging.getLogger("geventq.worker")
 
@@ -76,10 +76,9 @@ class DeadWorkerRecovery:
         self._last_ok: float | None = None
         self._calm_since = 0.0
         self._client: redis.Redis | None = None
-        self._stopped = False
+        self._stop = StopFlag(0.1)
         self._failures = 0
-        self._sleep = _native("time", "sleep")
-        self._lock = _native("_thread", "allocate_lock")()
+        self._lock = native("_thread", "allocate_lock")()
 
     # -- one sweep ------------------------------------------------------------
     def sweep(self) -> dict[str, str]:
@@ -126,18 +125,18 @@ class DeadWorkerRecovery:
         self._last_ok = time.monotonic()
         self._calm_since = self._last_ok - self.confirm
         self._lock.acquire()
-        _native("_thread", "start_new_thread")(self._run, ())
+        native("_thread", "start_new_thread")(self._run, ())
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and wait (up to ``timeout``) for a sweep under way to end."""
-        self._stopped = True
+        self._stop.set()
         if self._lock.acquire(True, timeout):
             self._lock.release()
 
     def _run(self) -> None:
         try:
             delay = self.interval * random.uniform(*_JITTER)
-            while self._pause(delay):
+            while self._stop.pause(delay):
                 delay = self._tick()
         finally:
             self._lock.release()
@@ -161,16 +160,6 @@ class DeadWorkerRecovery:
                            describe(exc), delay)
             return delay
         return self.interval * random.uniform(*_JITTER)
-
-    def _pause(self, seconds: float) -> bool:
-        """Sleep in short steps so ``stop()`` is prompt; False once stopped."""
-        end = time.monotonic() + seconds
-        while not self._stopped:
-            left = end - time.monotonic()
-            if left <= 0:
-                return True
-            self._sleep(min(0.1, left))
-        return False
 
 
 def lost_claims(connection: redis.Redis, keys: Keys, worker_name: str,

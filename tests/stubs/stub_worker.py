@@ -93,7 +93,7 @@ def main():
                 ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page: real RSS
                 event("grew")
         beat()
-        time.sleep(BEAT)
+        time.sleep(BEAT)  # the stub's heartbeat period (it stands in for a worker loop)
 
 
 if __name__ == "__main__":
