@@ -16,35 +16,22 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from .. import lifecycle, scripts
+from .. import lifecycle
 from ..endings import Ending
 from ..job import Job
-from ..recording import RETRY_CAP
-from ..redis_errors import describe, is_transient
-from ..utils import as_str, backoff_delay
+from ..redis_errors import describe
+from ..utils import backoff_delay
 from .base import Worker, WorkerState
+from .claiming import Backoff, Claimer, Lane
 from .executors import EarlyStops, Executor, Finisher, Runtime
 from .recovery import DeadWorkerRecovery, lost_claims
 from .tuning import BUNCH, CLAIM_MAX, GATHER, GIVE_BACK_ATTEMPTS, IDLE_BLOCK, SUSPEND_CHECK
 
 logger = logging.getLogger("geventq.worker")
-
-
-@dataclass
-class Lane:
-    """Queues (in priority order) whose jobs one executor runs."""
-
-    queue_names: list[str]
-    executor: Executor
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        return tuple(self.queue_names)
 
 
 class Loop:
@@ -66,26 +53,18 @@ class Loop:
         # a stop either finds the job at its executor or is kept for it
         self._stops_lock = threading.Lock()
         self._signals = 0
-        self._failures = 0  # Redis errors in a row
         self._suspended = False
         self._suspend_checked = -SUSPEND_CHECK
         self._next_self_check = 0.0
-        self._unstarted: list[tuple[str, str]] = []  # claimed; their start failed
-        # per lane: the jobs its next claim should take, started in the claim's round trip
-        # (the job a wake token named, or those the last claim peeked at)
-        self._candidates: dict[tuple[str, ...], list[tuple[str, str]]] = {}
-        self._drained: set[tuple[str, ...]] = set()  # lanes whose last claim emptied them
-        self._retry_in: float | None = None  # jobs a limit holds back may start then (limits)
-        self._lane_waiter: Any = None
-        self._channel = scripts.Channel(worker.connection)  # the claim loop's connection
-        self._wake: dict[str, str] = {}  # wake key -> queue name
+        self.backoff = Backoff(self.stopping)  # errors in a row, for the loop and the claimer
+        self.claimer = Claimer(worker, runtime, self.backoff, self.redis_error)
 
     def add_lane(self, queue_names: Sequence[str], executor: Executor) -> Lane:
         """A lane for ``queue_names`` (none: no lane), claimed in the order lanes are added."""
         lane = Lane(list(queue_names), executor)
         if lane.queue_names:
             self.lanes.append(lane)
-            self._wake.update((self.worker.keys.wake(name), name) for name in lane.queue_names)
+            self.claimer.add_lane(lane)
         return lane
 
     # -- running ------------------------------------------------------------------
@@ -121,15 +100,13 @@ class Loop:
 
     def _stop_all(self, recovery: DeadWorkerRecovery, handles: list[Any], services: list[Any],
                   undo: list[Callable[[], None]]) -> None:
-        if self._lane_waiter is not None:
-            self.runtime.kill([self._lane_waiter], timeout=0)
+        self.claimer.close()
         for lane in self.lanes:
             lane.executor.close()
         for service in reversed(services):
             service.stop()
         recovery.stop()
         self.runtime.kill(handles, timeout=2)
-        self._channel.close()
         for restore in undo:
             restore()
         self.worker.unregister()
@@ -155,17 +132,18 @@ class Loop:
             if full:
                 self.slot_free.clear()  # from now on, a slot of the full lane coming free counts
             if self._claim_lanes(lanes, max_jobs) and (
-                    burst or not self._drained.issuperset(lane.key for lane, _ in lanes)):
+                    burst or not self.claimer.drained([lane for lane, _ in lanes])):
                 continue  # more may be queued: claim again (an emptied queue lost its wake
                           # token, so a waiting worker goes straight to its BLPOP instead)
             if burst:
-                if not self.running() and not self.finisher.busy() and self._retry_in is None:
+                if not self.running() and not self.finisher.busy() and self.claimer.retry_in is None:
                     return  # (jobs that a limit holds back are waited for)
                 self.slot_free.clear()
-                self.slot_free.wait(0.05 if self._retry_in is None else self._idle_block())
+                self.slot_free.wait(0.05 if self.claimer.retry_in is None else self.claimer.idle_block())
             else:
-                self._wait_for_work([self.worker.keys.wake(name) for lane, _ in lanes
-                                     for name in lane.queue_names], or_slot_free=full)
+                self.claimer.wait_for_work([self.worker.keys.wake(name) for lane, _ in lanes
+                                            for name in lane.queue_names],
+                                           self.slot_free if full else None)
 
     def _wait_for_a_slot(self) -> None:
         """Every lane is full: wait until a job ends."""
@@ -197,42 +175,10 @@ class Loop:
         return claimed
 
     def _claim(self, lane: Lane, count: int) -> int:
-        """Claim and start up to ``count`` jobs of ``lane``; returns how many were claimed."""
-        worker = self.worker
-        claimed: list[tuple[str, str]] = []
-        candidates = self._candidates.pop(lane.key, [])[:count]
-        try:
-            if self._unstarted:
-                claimed = self._unstarted
-                jobs = lifecycle.start(worker.connection, worker.keys, worker.name, claimed,
-                                       job_class=worker.job_class, serializer=worker.serializer,
-                                       channel=self._channel)
-            else:
-                # the jobs this claim should take start in its round trip
-                result = lifecycle.claim_and_start(
-                    worker.connection, worker.keys, lane.queue_names, worker.name, count,
-                    candidates, peek=min(CLAIM_MAX, lane.executor.size),
-                    job_class=worker.job_class, serializer=worker.serializer,
-                    channel=self._channel)
-                claimed, jobs = result.claimed, result.jobs
-                self._candidates[lane.key] = result.peeked
-                self._retry_in = result.retry_in
-                if len(claimed) < count and not result.peeked:
-                    self._drained.add(lane.key)
-                else:
-                    self._drained.discard(lane.key)
-                if not claimed and not jobs:
-                    return 0
-        except Exception as exc:  # not only Redis errors: what Redis holds is not trusted
-            # started on the next turn, not left in limbo; after an error retrying cannot
-            # fix, the self-check finds (and starts, or drops) what the claim took
-            self._unstarted = claimed if is_transient(exc) else []
-            self._next_self_check = 0.0  # a claim's reply may have been lost
-            self.backoff("claiming jobs", exc)
+        """Claim, start and submit up to ``count`` jobs of ``lane``; how many were claimed."""
+        taken, jobs = self.claimer.claim(lane, count)
+        if not taken:
             return 0
-        self._unstarted = []
-        self._failures = 0
-        taken = len(claimed) or len(jobs)  # (a named job may have been claimed before)
         self.claimed += taken
         self.submit(jobs)
         if len(jobs) < BUNCH:  # a few jobs (an idle worker's): they start now, not after
@@ -271,62 +217,22 @@ class Loop:
         self._next_self_check = time.monotonic() + worker.heartbeat_interval
         held = {job_id for lane in self.lanes for job_id in lane.executor.running()}
         held |= {e.job.id for e in self.finisher.pending()}
-        held |= {job_id for _, job_id in self._unstarted}
+        held |= {job_id for _, job_id in self.claimer.unstarted}
         try:
             lost = lost_claims(worker.connection, worker.keys, worker.name, held)
             jobs = lifecycle.start(worker.connection, worker.keys, worker.name, lost,
                                    job_class=worker.job_class, serializer=worker.serializer)
         except Exception as exc:
-            self._next_self_check = 0.0
-            self.backoff("checking its in-flight jobs", exc)
+            self.redis_error("checking its in-flight jobs", exc)
             return
         self.submit(jobs)
 
-    def _idle_block(self) -> float:
-        """Seconds an idle wait may last: IDLE_BLOCK, or less when jobs that a limit holds
-        back may start sooner (the last claim said when: geventq.limits)."""
-        if self._retry_in is None:
-            return IDLE_BLOCK
-        return min(max(self._retry_in, 0.001), IDLE_BLOCK)
-
-    def _wait_for_work(self, wake_keys: list[str], or_slot_free: bool = False) -> None:
-        if or_slot_free:
-            # a lane is full: its next free slot must end the wait as a wake token does, so
-            # the BLPOP goes on in a task of its own (a later wait picks it up again)
-            if self._lane_waiter is None or self.runtime.done(self._lane_waiter):
-                self._lane_waiter = self.runtime.spawn(self._wait_for_work, wake_keys)
-            self.runtime.wait_any(self._lane_waiter, self.slot_free)
-            return
-        try:
-            if self.runtime.current() is self._lane_waiter:
-                token = self.worker.connection.blpop(wake_keys, timeout=self._idle_block())
-            else:  # the claim loop's own connection: nothing else uses it while it waits
-                token = scripts.send(self._channel, [("BLPOP", *wake_keys, self._idle_block())])[0]
-                if isinstance(token, Exception):
-                    raise token
-            self._failures = 0
-            if token is not None and token[1] != b"1":  # enqueue named a job: claim it first
-                queue_name = self._wake[as_str(token[0])]
-                lane = self.lane_of(queue_name)
-                self._candidates[lane.key] = [(queue_name, as_str(token[1]))]
-        except Exception as exc:
-            self._next_self_check = 0.0
-            self.backoff("waiting for jobs", exc)
-
     # -- errors and the suspend flag ----------------------------------------------------
-    def backoff(self, what: str, exc: Exception) -> None:
-        """Wait before the next try: a transient error is retried with back-off; any other
-        (a bug, or data no script accepts) is logged as an error and the worker goes on,
-        never in a busy loop. A stop ends the wait."""
-        self._failures += 1
-        delay = backoff_delay(self._failures, cap=RETRY_CAP)
-        if is_transient(exc):
-            logger.warning("Redis unavailable while %s (%s); retrying in %.1f s", what,
-                           describe(exc), delay)
-        else:
-            logger.error("error while %s (%s); going on in %.1f s", what, describe(exc), delay,
-                         exc_info=not isinstance(exc, redis.RedisError))
-        self.stopping.wait(delay)
+    def redis_error(self, what: str, exc: Exception) -> None:
+        """An error while ``what``: back off (a stop ends the wait), and look at the
+        in-flight set on the next turn (a reply may have been lost)."""
+        self._next_self_check = 0.0
+        self.backoff.failed(what, exc)
 
     def _check_suspended(self) -> bool:
         """Whether the worker is suspended (``geventq suspend``), read at most every
