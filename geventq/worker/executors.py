@@ -172,11 +172,46 @@ class EarlyStops:
         return self._until.pop(job_id, None) is not None
 
 
+class SignalSafeEvent:
+    """``threading.Event`` whose lock is re-entrant, so that a signal handler may set it.
+
+    A handler runs in the main thread between two bytecodes, possibly while that
+    thread is inside ``clear()`` or ``set()`` of the same event holding its lock:
+    with ``threading.Event``'s plain lock, the handler's ``set()`` would wait for
+    ever for a lock its own thread holds. Here it re-enters. (A ``clear()`` it
+    interrupted may then undo its ``set()``: the loop never clears ``stopping``,
+    and every wait on ``slot_free`` is bounded.)
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.RLock())
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once set; False if ``timeout`` seconds passed first."""
+        with self._cond:
+            if not self._flag:
+                self._cond.wait(timeout)
+            return self._flag
+
+
 class PlainRuntime:
     """Threads and ``signal.signal``: for a worker that runs its jobs in its main thread."""
 
-    def event(self) -> threading.Event:
-        return threading.Event()
+    def event(self) -> SignalSafeEvent:
+        return SignalSafeEvent()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
