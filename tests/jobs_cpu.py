@@ -77,3 +77,24 @@ def process_report() -> dict:
 def die_by_sigkill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(5)
+
+
+# Worker classes of a user's own, for the choice `geventq worker` makes from --mode and -w.
+# GeventWorker is named by its module, not imported: importing it would load gevent here.
+from geventq import ForkWorker  # noqa: E402
+
+
+class MyForkWorker(ForkWorker):
+    """A user's ForkWorker subclass: runs without gevent under --mode fork."""
+
+
+def _my_gevent_worker() -> type:
+    from geventq.green.worker import GeventWorker
+
+    return type("MyGeventWorker", (GeventWorker,), {"__module__": __name__})
+
+
+def __getattr__(name: str):  # tests.jobs_cpu.MyGeventWorker, made only when asked for
+    if name == "MyGeventWorker":
+        return _my_gevent_worker()
+    raise AttributeError(name)

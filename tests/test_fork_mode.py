@@ -165,7 +165,9 @@ def test_the_mode_is_read_without_running_the_settings_file(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert hub_free_from_start("conf_fork", {})  # a module name: found, not imported
     assert "conf_fork" not in sys.modules
-    assert not hub_free_from_start(str(settings), {"worker_class": "SimpleWorker"})
+    # fork mode runs without gevent whatever the class (one that needs gevent is refused)
+    assert hub_free_from_start(str(settings), {"worker_class": "SimpleWorker"})
+    assert not hub_free_from_start(None, {"worker_class": "tests.jobs_cpu.MyForkWorker"})
     assert not hub_free_from_start(None, {})
     assert hub_free_from_start(None, {"mode": "fork"})
     assert hub_free_from_start(None, {"worker_class": "geventq.ForkWorker"})
@@ -226,3 +228,31 @@ def test_a_gevent_worker_in_fork_mode_from_python_keeps_its_hub(redis_url):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert all(r["ppid"] == out["pid"] and r["patched"] for r in out["results"])
     assert len({r["pid"] for r in out["results"]}) == 1  # one child, reused
+
+
+def test_a_forkworker_subclass_under_fork_mode_runs_without_gevent(queue, start_worker):
+    job = queue.enqueue(jobs_cpu.process_report)
+    worker = start_worker("--burst", "--mode", "fork", "-w", "tests.jobs_cpu.MyForkWorker",
+                          "--fork-concurrency", "1", "default", *QUIET)
+    assert worker.wait(20) == 0, worker.output()
+    job.refresh()
+    assert _seen(job.result) == NO_GEVENT
+
+
+def test_a_gevent_worker_subclass_under_fork_mode_is_refused_with_one_line(start_worker):
+    worker = start_worker("--burst", "--mode", "fork", "-w", "tests.jobs_cpu.MyGeventWorker",
+                          "default", *QUIET)
+    assert worker.wait(20) == 3
+    out = worker.output()
+    assert "--mode fork runs without gevent, and MyGeventWorker is a GeventWorker" in out
+    assert "Traceback" not in out
+
+
+def test_a_forkworker_subclass_without_fork_mode_is_refused_not_patched(start_worker):
+    """Without --mode fork the command line cannot tell what the class is: the process is
+    patched, and a ForkWorker refuses to run in it (its threads would be greenlets)."""
+    worker = start_worker("--burst", "-w", "tests.jobs_cpu.MyForkWorker", "default", *QUIET)
+    assert worker.wait(20) == 3
+    out = worker.output()
+    assert "MyForkWorker runs without gevent, but this process is monkey-patched" in out
+    assert "--mode fork" in out and "Traceback" not in out

@@ -10,9 +10,8 @@ the mode is read before the settings file runs:
    settings file, read with :mod:`ast` without running the file;
 3. else the defaults (``gevent``, ``geventq.GeventWorker``).
 
-The worker is hub-free when the mode is ``fork`` and the worker class is the
-default (``GeventWorker``, by either name) or ``ForkWorker``, or when the class
-is ``ForkWorker`` whatever the mode. A settings file that computes ``MODE`` or
+The worker is hub-free when the mode is ``fork`` (whatever the class: the
+bootstrap refuses one that needs gevent) or the class is ``ForkWorker``. A settings file that computes ``MODE`` or
 ``WORKER_CLASS`` (anything but a literal) gets a patched worker with a hub:
 the settings decide once the file has run, and the worker logs why it has a hub.
 Standard library only: this runs before the decision it makes.

@@ -24,7 +24,7 @@ from ..utils import (
     remember_settings_secrets,
 )
 from .joblog import JobLinesFormatter
-from .modes import DEFAULT_CLASSES, is_hub_free
+from .modes import DEFAULT_CLASSES, is_hub_free, needs_gevent
 
 logger = logging.getLogger("geventq.worker")
 
@@ -134,6 +134,10 @@ def build_worker(settings: dict, connection: redis.Redis, hub: bool = True) -> A
             raise ConfigError(f"cannot import worker class {settings['WORKER_CLASS']!r}: {exc}")
     if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
         raise ConfigError(f"worker class must be a subclass of geventq.Worker, got {worker_class!r}")
+    if not hub and needs_gevent(worker_class):
+        raise ConfigError(f"--mode fork runs without gevent, and {worker_class.__name__} is a "
+                          "GeventWorker: make it a subclass of geventq.ForkWorker, or drop "
+                          "--mode fork and name its CPU-bound queues with --fork-queue")
     handlers = list(settings.get("EXCEPTION_HANDLERS") or [])
     dsn = settings.get("SENTRY_DSN")
     if dsn:
@@ -180,7 +184,9 @@ def pick_worker_class(settings: dict, hub: bool) -> Any:
                               "needing gevent after `geventq worker` had decided to run without "
                               "it: write MODE and WORKER_CLASS as literals (or use --mode)")
         return worker_class
-    if hub and worker_class in DEFAULT_CLASSES:
+    if worker_class not in DEFAULT_CLASSES:
+        return worker_class  # a ForkWorker, or a class that must not need gevent (fork mode)
+    if hub:
         logger.info("MODE is 'fork', but the settings file computes it (or WORKER_CLASS), so "
                     "`geventq worker` monkey-patched before reading it: this worker runs its "
                     "fork children under a gevent hub (GeventWorker). Write MODE = \"fork\" as "

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from typing import Any
 
+from ..exceptions import ConfigError
 from ..job import Job
 from ..scheduler import scheduler_for_worker
 from .base import Worker
@@ -41,6 +43,19 @@ def no_death_penalty(job: Job) -> Iterator[None]:
     yield
 
 
+def refuse_a_patched_process(class_name: str) -> None:
+    """A ForkWorker in a monkey-patched process would run its threads as greenlets of one
+    OS thread (blocking the signals it handles) and its children on the parent's hub:
+    refuse, saying how to start it without gevent."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and (monkey.is_module_patched("socket")
+                               or monkey.is_module_patched("thread")):
+        raise ConfigError(f"{class_name} runs without gevent, but this process is "
+                          "monkey-patched: start it with `geventq worker --mode fork` (MODE = "
+                          "\"fork\" written as a literal in the settings file), not from gevent "
+                          "code")
+
+
 class ForkWorker(Worker):
     """Runs up to ``fork_concurrency`` jobs at once, each in a forked child; no gevent."""
 
@@ -49,6 +64,7 @@ class ForkWorker(Worker):
     def __init__(self, queues: Any = ("default",), fork_concurrency: int | None = None,
                  fork_queues: Any = (), with_scheduler: bool = False, periodic: Any = None,
                  scheduler_lock_ttl: float | None = None, **kwargs: Any) -> None:
+        refuse_a_patched_process(type(self).__name__)
         super().__init__(queues, **kwargs)
         # every queue is a fork queue; FORK_QUEUES may still name some (a shared settings file)
         _, names, self.fork_concurrency = fork_settings("fork", fork_queues, fork_concurrency,

@@ -13,12 +13,17 @@ FORK_CLASSES = frozenset({"ForkWorker", "geventq.ForkWorker",
 
 
 def is_hub_free(mode: Any, worker_class: Any) -> bool:
-    """Whether these settings make a hub-free ``ForkWorker``: the class is ``ForkWorker``,
-    or the mode is ``fork`` and the class the default (``GeventWorker``, by any name)."""
+    """Whether these settings make a worker without gevent: the class is ``ForkWorker``,
+    or the mode is ``fork`` (with any class: the default becomes ``ForkWorker``, and a
+    class that needs gevent is refused once imported, see :func:`needs_gevent`)."""
     if worker_class is None:
         worker_class = "geventq.GeventWorker"
     if not isinstance(worker_class, str):
         return False
-    if worker_class in FORK_CLASSES:
-        return True
-    return mode == "fork" and worker_class in DEFAULT_CLASSES
+    return worker_class in FORK_CLASSES or mode == "fork"
+
+
+def needs_gevent(worker_class: type) -> bool:
+    """Whether ``worker_class`` is a ``GeventWorker`` (told without importing gevent)."""
+    return any(f"{k.__module__}.{k.__qualname__}" == "geventq.green.worker.GeventWorker"
+               for k in worker_class.__mro__)
