@@ -256,3 +256,14 @@ def test_a_forkworker_subclass_without_fork_mode_is_refused_not_patched(start_wo
     out = worker.output()
     assert "MyForkWorker runs without gevent, but this process is monkey-patched" in out
     assert "--mode fork" in out and "Traceback" not in out
+
+
+def test_fork_queues_of_a_gevent_worker_refuse_an_unpatched_process(connection):
+    """The fork pool waits with select.poll, os.waitpid and time.sleep: unpatched, one wait
+    would stall every greenlet (this test process is not patched)."""
+    from geventq import GeventWorker
+    from geventq.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="needs gevent's patches of select, os, time"):
+        GeventWorker(["default"], connection=connection, fork_queues=["default"])
+    assert connection.keys("*") == []

@@ -23,9 +23,12 @@ import gc
 import logging
 from typing import Any
 
+from gevent import monkey
+
 from .. import setting_rules
 from ..defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_BLOCKING_TIME
 from ..endings import Ending
+from ..exceptions import ConfigError
 from ..execution import execute
 from ..job import Job
 from ..scheduler import scheduler_for_worker
@@ -56,6 +59,21 @@ def _tune_gc() -> None:
     gc.set_threshold(max(young, 10000), middle, old)
 
 
+# what the fork pool (geventq.worker.forkpool) calls, cooperative only once patched
+FORK_POOL_MODULES = ("select", "os", "time")
+
+
+def require_patched_for_forks() -> None:
+    """Fork queues wait for their children with ``select.poll``, ``os.waitpid`` and
+    ``time.sleep``: unpatched, one wait would stall every greenlet of the worker."""
+    missing = [name for name in FORK_POOL_MODULES if not monkey.is_module_patched(name)]
+    if missing:
+        raise ConfigError(f"a GeventWorker with fork queues needs gevent's patches of "
+                          f"{', '.join(missing)}, missing in this process: call "
+                          "gevent.monkey.patch_all() before anything else, as `geventq worker` "
+                          "does (or run geventq.ForkWorker, which needs no gevent)")
+
+
 class GeventWorker(Worker):
     """Runs up to ``concurrency`` jobs at once, each in its own greenlet."""
 
@@ -82,6 +100,8 @@ class GeventWorker(Worker):
         # geventq.worker.forkpool). Within a lane, queues keep their priority order.
         self.mode, self.fork_queue_names, self.fork_concurrency = fork_settings(
             mode, fork_queues, fork_concurrency, self.queue_names)
+        if self.fork_queue_names:
+            require_patched_for_forks()
         green_names = [q for q in self.queue_names if q not in self.fork_queue_names]
         runtime = GeventRuntime()
         self.finisher = BatchFinisher(self.connection, self.keys, self.name, self.key,
