@@ -174,6 +174,10 @@ def test_the_mode_is_read_without_running_the_settings_file(tmp_path, monkeypatc
     settings.write_text('import os\nMODE = os.environ.get("MODE", "fork")\n')
     assert settings_literals(str(settings), ("MODE",)) == {"MODE": UNKNOWN}
     assert not hub_free_from_start(str(settings), {})
+    settings.write_text('MODE: str = "fork"\n')  # annotated, still a literal
+    assert hub_free_from_start(str(settings), {})
+    settings.write_text("x = " + "(" * 200_000 + ")" * 200_000 + '\nMODE = "fork"\n')
+    assert not hub_free_from_start(str(settings), {})  # too deep to parse: unknown, no traceback
     settings.write_text('MODE = "fork"\nif True:\n    MODE = "gevent"\n')
     assert not hub_free_from_start(str(settings), {})
     assert hub_free_from_start(str(settings), {"mode": "fork"})  # the command line wins

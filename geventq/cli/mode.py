@@ -49,7 +49,7 @@ def settings_literals(config: str, names: tuple[str, ...]) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), filename=path)
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return dict.fromkeys(names, UNKNOWN)  # the loader reports it, once patched
     found: dict[str, Any] = {}
     for node in ast.walk(tree):
@@ -77,6 +77,8 @@ def _assigned_names(node: ast.AST) -> list[str]:
 
 def _literal(node: ast.AST) -> Any:
     """The value of ``NAME = <literal>``; UNKNOWN for anything else."""
+    if isinstance(node, ast.AnnAssign) and node.value is not None and node.simple:
+        node = ast.Assign(targets=[node.target], value=node.value)  # MODE: str = "fork"
     if isinstance(node, ast.Assign) and len(node.targets) == 1 \
             and isinstance(node.targets[0], ast.Name):
         try:
@@ -92,8 +94,9 @@ def settings_path(config: str) -> str | None:
         return config if os.path.isfile(config) else None
     parts = config.split(".")
     for base in [os.getcwd()] + [p or os.getcwd() for p in sys.path]:
-        for candidate in (os.path.join(base, *parts) + ".py",
-                          os.path.join(base, *parts, "__init__.py")):
+        # a package before a module of the same name, as the import system finds them
+        for candidate in (os.path.join(base, *parts, "__init__.py"),
+                          os.path.join(base, *parts) + ".py"):
             if os.path.isfile(candidate):
                 return candidate
     return None
