@@ -120,6 +120,9 @@ class Loop:
                 self.stopping.wait(SUSPEND_CHECK)
                 continue
             self._check_lost_claims()
+            # cleared before the lanes are looked at: a slot freed from here on (in the
+            # gathering pause, a claim, another thread) ends the waits below
+            self.slot_free.clear()
             lanes, full = self._free_lanes()
             if not lanes:
                 self._wait_for_a_slot()
@@ -129,8 +132,6 @@ class Loop:
                 self.stopping.wait(GATHER)
                 continue
             gathered = False
-            if full:
-                self.slot_free.clear()  # from now on, a slot of the full lane coming free counts
             if self._claim_lanes(lanes, max_jobs) and (
                     burst or not self.claimer.drained([lane for lane, _ in lanes])):
                 continue  # more may be queued: claim again (an emptied queue lost its wake
@@ -150,7 +151,7 @@ class Loop:
         self.slot_free.clear()
         # looked at again after the clear: a job ending in another thread (a ForkWorker's)
         # may have freed its slot in between
-        if not self._free_lanes()[0]:
+        if not self._free_lanes()[0] and not self.stopping.is_set():
             # not for ever: a signal that reached another thread is handled (in this one)
             # only once this thread runs again
             self.slot_free.wait(IDLE_BLOCK)
@@ -323,8 +324,10 @@ class Loop:
         if self.running() and not self.cold:
             logger.info("waiting up to %s s for %d running job(s)", grace, self.running())
             deadline = time.monotonic() + grace
-            while self.running() and not self.cold and time.monotonic() < deadline:
-                self.slot_free.clear()
+            while not self.cold and time.monotonic() < deadline:
+                self.slot_free.clear()  # before looking: a job ending from here on wakes us
+                if not self.running():
+                    break
                 self.slot_free.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         if self.running():
             logger.warning("cold shutdown: putting %d running job(s) back", self.running())
