@@ -42,7 +42,9 @@ class ForkExecutor:
         # _running changes in the waiters' tasks and is read from other threads. A native
         # lock: held for a dict operation only (never across a switch), so a greenlet
         # never waits on it, and a native thread can take it whatever the hub is doing.
-        self._lock = native("threading", "Lock")()
+        # Re-entrant: a ForkWorker's SIGTERM handler (Loop.on_signal counts running())
+        # runs in the main thread, maybe while that thread holds it in submit().
+        self._lock = native("_thread", "RLock")()
 
     def free_slots(self) -> int:
         return self.size - len(self._running)
