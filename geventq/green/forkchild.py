@@ -1,7 +1,8 @@
 """A fork child of a gevent worker leaves the worker's hub behind.
 
 A child is forked from the running worker (:mod:`geventq.worker.forkpool`),
-inside the greenlet of the job that needed it. Everything the parent had is
+in the worker loop's task (``ForkPool.start``, which hands the job over), not in
+the greenlet that then waits for the job. Everything the parent had is
 copied into it, including the parent's greenlets and the watchers of its event
 loop: were the child ever to switch to the inherited hub, the parent's main
 loop, finisher and jobs would resume here and talk to Redis on the parent's

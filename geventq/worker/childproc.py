@@ -3,9 +3,11 @@
 Written on the standard library only (``select.poll``, ``os.read``,
 ``os.waitpid``, ``time.sleep``), so that the same code serves a hub-free
 worker (a thread waits for each child) and a gevent worker (a greenlet waits
-for each child): under gevent's monkey-patching ``select.poll``,
-``os.waitpid`` and ``time.sleep`` are cooperative, and the reads are made only
-once the pipe is readable, on a non-blocking descriptor.
+for each child). On greenlets it is cooperative only once gevent has patched
+``select`` (``poll``), ``os`` (``waitpid``, and ``fork``, which gevent's
+child watcher needs for that ``waitpid``) and ``time`` (``sleep``):
+``GeventWorker``'s ``patch_all`` does it. The reads are made only once the
+pipe is readable, on a non-blocking descriptor.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class ChildProcess:
         self.replies_fd = replies_fd  # non-blocking
         self.jobs = 0
         self.doomed = False  # signalled to die (a stop): never reused
-        self._buffer = b""
+        self._buffer = bytearray()  # appended to and consumed in place: linear in a big reply
         os.set_blocking(replies_fd, False)
 
     def send(self, job_id: str) -> None:
@@ -51,7 +53,8 @@ class ChildProcess:
                 kind, size = FRAME_HEADER.unpack_from(self._buffer)
                 end = FRAME_HEADER.size + size
                 if len(self._buffer) >= end:
-                    body, self._buffer = self._buffer[FRAME_HEADER.size:end], self._buffer[end:]
+                    body = bytes(self._buffer[FRAME_HEADER.size:end])
+                    del self._buffer[:end]
                     return kind, body
             if not _readable(self.replies_fd, deadline):
                 return TIMED_OUT
@@ -67,17 +70,19 @@ class ChildProcess:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signum)
 
+    # The pool calls these under its lock: the field is -1 before the number is free
+    # again, so a fork never lists a number a new pipe has just taken as one to close.
     def close_requests(self) -> None:
         """The child reads end-of-file, finishes its job if it has one, and exits."""
-        if self.requests_fd >= 0:
-            close_fd(self.requests_fd)
-            self.requests_fd = -1
+        fd, self.requests_fd = self.requests_fd, -1
+        if fd >= 0:
+            close_fd(fd)
 
     def close(self) -> None:
         self.close_requests()
-        if self.replies_fd >= 0:
-            close_fd(self.replies_fd)
-            self.replies_fd = -1
+        fd, self.replies_fd = self.replies_fd, -1
+        if fd >= 0:
+            close_fd(fd)
 
     def reap(self, timeout: float | None) -> int | None:
         """Wait for the child to end: its wait status, or None after ``timeout`` seconds."""

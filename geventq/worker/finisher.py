@@ -9,7 +9,6 @@ job at a time writes each ending as it comes (:class:`~geventq.worker.executors.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 import redis
@@ -19,6 +18,7 @@ from ..endings import Ending
 from ..keys import Keys
 from ..recording import record_until_taken
 from .executors import Runtime, counter_commands
+from .heartbeat import native
 from .joblog import JobLog
 from .tuning import BUNCH, GATHER
 
@@ -44,7 +44,10 @@ class BatchFinisher:
         self.written = written
         self.runtime = runtime
         self.channel = scripts.Channel(connection)  # the finisher's own connection
-        self._lock = threading.Lock()  # _endings and _writing (jobs end in other threads)
+        # _endings and _writing (jobs end in other threads; the hub guard reads pending()
+        # from its own). Native: held for a list operation only, never across a switch, so
+        # no greenlet waits on it and the hub guard's thread can take it while the hub is stuck.
+        self._lock = native("threading", "Lock")()
         self._endings: list[Ending] = []
         self._writing: list[Ending] = []  # the batch being written now
         self._ready = runtime.event()
@@ -57,10 +60,18 @@ class BatchFinisher:
         self._ready.set()
 
     def pending(self) -> list[Ending]:
-        """Endings not written yet (a copy; the hub guard reads it from its thread)."""
-        return list(self._endings) + list(self._writing)
+        """Endings not written yet (a copy; the hub guard reads it from its thread). Under
+        the lock: while ``_write_all`` moves a batch from one list to the other, a lock-free
+        read could see it in neither (the loop would think those claims lost)."""
+        with self._lock:
+            return self._endings + self._writing
 
     def busy(self) -> bool:
+        # Lock-free on purpose: polled often by the loop and the finisher's own task, only
+        # as "anything left to do?". _write_all sets _writing to the batch *before* it
+        # empties _endings (and clears _writing only once the batch is written), so a read
+        # between two of its statements sees the batch in one list or both, never in
+        # neither: a wrong False is impossible; a stale True costs the caller one more turn.
         return bool(self._endings or self._writing)
 
     def flush(self) -> None:
@@ -96,15 +107,16 @@ class BatchFinisher:
 
     def _write_all(self) -> None:
         while self._endings:
-            with self._lock:
-                batch, self._endings = self._endings, []
-                self._writing = batch
+            with self._lock:  # _writing first: a lock-free busy() never sees the batch in neither
+                self._writing = batch = self._endings
+                self._endings = []
             try:
                 self.write(batch)
             except Exception:  # a bug: the finisher must live on, or every job waits
                 logger.exception("the finisher failed writing %d ending(s)", len(batch))
             finally:
-                self._writing = []
+                with self._lock:
+                    self._writing = []
                 self.written()
 
     def write(self, batch: list[Ending]) -> None:

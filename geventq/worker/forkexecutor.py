@@ -23,6 +23,7 @@ from ..exceptions import ShutdownRequested
 from ..job import Job
 from .executors import JobSink, Runtime
 from .forkpool import SHUTDOWN, STOPPED, ForkPool
+from .heartbeat import native
 
 logger = logging.getLogger("geventq.worker")
 
@@ -38,23 +39,27 @@ class ForkExecutor:
         self.sink = sink
         self.runtime = runtime
         self._running: dict[str, Job] = {}
+        # _running changes in the waiters' tasks and is read from other threads. A native
+        # lock: held for a dict operation only (never across a switch), so a greenlet
+        # never waits on it, and a native thread can take it whatever the hub is doing.
+        # Re-entrant: a ForkWorker's SIGTERM handler (Loop.on_signal counts running())
+        # runs in the main thread, maybe while that thread holds it in submit().
+        self._lock = native("_thread", "RLock")()
 
     def free_slots(self) -> int:
         return self.size - len(self._running)
 
     def submit(self, job: Job) -> None:
-        self._running[job.id] = job
+        with self._lock:
+            self._running[job.id] = job
         self.pool.start(job)  # in the loop's thread, which forks any new child
         self.runtime.spawn(self._run_job, job)
 
     def running(self) -> dict[str, Job]:
-        """The jobs running now, by id (safe from another thread: retried on a resize)."""
-        for _ in range(3):
-            try:
-                return dict(self._running)
-            except RuntimeError:
-                continue
-        return {}
+        """The jobs running now, by id: a copy, safe from any thread. Never a wrong empty
+        answer: the loop's lost-claims check would restart every job it left out."""
+        with self._lock:
+            return dict(self._running)
 
     def _run_job(self, job: Job) -> None:
         ending: Ending | None = None
@@ -70,7 +75,8 @@ class ForkExecutor:
             # back on its queue): the self-check must always find it in one of the two
             if ending is not None:
                 self.sink.job_ended(ending)
-            self._running.pop(job.id, None)
+            with self._lock:
+                self._running.pop(job.id, None)
             self.sink.slot_freed()
 
     def stop_job(self, job_id: str) -> bool:
@@ -87,11 +93,13 @@ class ForkExecutor:
         """On a cold stop, kill every job's child; each job goes back on its queue."""
         if not cold:
             return
-        for job_id in list(self._running):
+        for job_id in self.running():
             self.pool.cancel(job_id, SHUTDOWN)
         deadline = time.monotonic() + COLD_STOP_WAIT
         while self._running and time.monotonic() < deadline:
             self.runtime.sleep(0.01)
 
     def close(self) -> None:
+        """End the children. One whose waiter outlived a cold stop's wait is killed, its job
+        cancelled for the shutdown; its waiter still owns (and closes) its pipes."""
         self.pool.close()

@@ -5,8 +5,9 @@ fork``) runs in a child process: at most ``fork_concurrency`` at once. The
 pool serves both kinds of worker: a hub-free ``ForkWorker`` (a thread waits
 for each child) and a ``GeventWorker`` with fork queues (a greenlet waits for
 each child, next to the greenlet jobs). It is written on the standard library
-(:mod:`geventq.worker.childproc`), which gevent's monkey-patching makes
-cooperative.
+(:mod:`geventq.worker.childproc`), which is cooperative on greenlets only once
+gevent has patched ``select`` (``poll``), ``os`` (``waitpid``, ``fork``) and
+``time`` (``sleep``): ``GeventWorker``'s ``patch_all`` does it.
 
 Children are forked from the warm worker (modules imported, ``gc.freeze()``
 so that the children's collector leaves the inherited pages alone) and kept:
@@ -56,6 +57,8 @@ logger = logging.getLogger("geventq.worker")
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for a child past its job's timeout
 MAX_JOBS_PER_CHILD = 500  # then the child is replaced by a fresh fork
 CALLBACK_GRACE = 1.0  # seconds a callback may run past its own timeout before its child is killed
+RETIRE_WAIT = 1.0  # seconds a job's end waits for the idle child it retired to exit (at EOF)
+KILL_WAIT = 5.0  # seconds to reap a SIGKILLed child before leaving it to a later reaping pass
 STOPPED, SHUTDOWN = "stopped", "shutdown"  # why a job was cancelled
 
 
@@ -81,8 +84,9 @@ def fork_settings(mode: str | None, fork_queues: Iterable[str] | None,
 class _Handover:
     """One job handed to the pool: when, to which child, what went wrong, why cancelled."""
 
-    started: float
+    started: float  # handed to the pool: the start of the duration it reports
     child: ChildProcess | None = None
+    sent: float | None = None  # its child got it: the start of its timeout
     error: Exception | None = None
     cancelled: str | None = None  # STOPPED / SHUTDOWN
 
@@ -107,8 +111,10 @@ class ForkPool:
         self.in_child = in_child
         self._lock = threading.Lock()  # the fields below; held across a fork
         self._idle: list[ChildProcess] = []
-        self._children: dict[int, ChildProcess] = {}  # every child not yet reaped
-        self._retired: list[ChildProcess] = []  # told to exit, not reaped yet
+        # every child not yet reaped (so kill_all reaches it); a child's descriptors change
+        # only under the lock, as ``_fork`` lists the open ones for the new child to close
+        self._children: dict[int, ChildProcess] = {}
+        self._retired: list[ChildProcess] = []  # told to exit (or killed), not reaped yet
         self._jobs: dict[str, _Handover] = {}  # started jobs, not yet ended
 
     # -- one job: handed over in the loop's thread, waited for in its own -------------
@@ -139,6 +145,7 @@ class ForkPool:
         finally:
             with self._lock:
                 self._jobs.pop(job.id, None)
+            self._reap_retired()  # no zombie waits for the next job's checkout
 
     def _run(self, job: Job, handover: _Handover) -> Ending:
         child, started = handover.child, handover.started
@@ -146,18 +153,19 @@ class ForkPool:
             return self._failed(job, handover.error, started)
         if child is None:
             return self._cancelled_ending(job, handover, began=False)
+        sent = handover.sent if handover.sent is not None else started
         try:
-            reply, why = self._wait(child, job, started)
+            reply, why = self._wait(child, job, sent)
         except Exception as error:  # a reply that cannot be read
-            self._kill(child)
+            self._drop(child, handover)
             return self._failed(job, error, started)
         except BaseException:  # the job goes back, its child goes away
-            self._kill(child)
+            self._drop(child, handover)
             raise
+        if reply is not None:  # it ended: a cancel from now on comes too late
+            return self._finished(child, job, reply, handover)
         with self._lock:  # from now on a cancel finds no child to kill
             handover.child = None
-        if reply is not None:  # it ended: a cancel came too late
-            return self._finished(child, job, reply)
         if handover.cancelled:
             self._kill(child)
             return self._cancelled_ending(job, handover, began=True)
@@ -174,6 +182,8 @@ class ForkPool:
                 handover.child = child
             try:
                 child.send(job.id)
+                # the job's timeout runs from here: not from a retry's reaping of a dead child
+                handover.sent = time.monotonic()
                 return
             except OSError:  # it died while idle
                 with self._lock:
@@ -216,25 +226,38 @@ class ForkPool:
         return JobTimeoutException(f"job {job.id} ({job.func_name}) exceeded its {how_long(why)}; "
                                    f"its child process {child.pid} was killed with {killed_with}")
 
+    def _drop(self, child: ChildProcess, handover: _Handover) -> None:
+        """Kill the job's child, once no cancel can reach it (its pid may be reused)."""
+        with self._lock:
+            handover.child = None
+        self._kill(child)
+
     def _cancelled_ending(self, job: Job, handover: _Handover, began: bool) -> Ending:
         if handover.cancelled == SHUTDOWN:
             raise ShutdownRequested(f"cold shutdown of worker {self.worker.name}")
         return _ending(job, "stopped", "stopped: geventq stop was requested" +
                        ("" if began else " before the job began"), handover.started)
 
-    def _finished(self, child: ChildProcess, job: Job, reply: tuple) -> Ending:
+    def _finished(self, child: ChildProcess, job: Job, reply: tuple,
+                  handover: _Handover) -> Ending:
         outcome, payload, extra, default_ttl = reply
         ending = Ending(job, outcome, payload, extra=dict(extra))
         if default_ttl is not None:
             ending.default_result_ttl = default_ttl
         child.jobs += 1
-        if child.doomed:
-            self._kill(child)
-        elif child.jobs >= self.max_jobs_per_child:
-            self._retire(child)
-        else:
-            with self._lock:
+        # One lock for "a cancel can no longer reach the child" and "idle or not": a cancel
+        # either doomed the child before (it is killed here) or finds no child at all; it
+        # never kills a child that already went back to ``_idle`` with another job to take.
+        with self._lock:
+            handover.child = None
+            doomed = child.doomed
+            reuse = not doomed and child.jobs < self.max_jobs_per_child
+            if reuse:
                 self._idle.append(child)
+        if doomed:
+            self._kill(child)
+        elif not reuse:
+            self._retire(child)
         return ending
 
     def _failed(self, job: Job, exc: BaseException, started: float) -> Ending:
@@ -257,9 +280,9 @@ class ForkPool:
                 return False
             handover.cancelled = why
             child = handover.child
-        if child is not None:
-            child.doomed = True
-            child.signal(signal.SIGKILL)
+            if child is not None:  # under the lock: ``_finished`` cannot make it idle meanwhile
+                child.doomed = True
+                child.signal(signal.SIGKILL)
         return True
 
     def kill_all(self) -> None:
@@ -274,7 +297,7 @@ class ForkPool:
 
     # -- children -------------------------------------------------------------------
     def _checkout(self) -> ChildProcess:
-        self._collect_retired()
+        self._reap_retired()
         while True:
             with self._lock:
                 child = self._idle.pop() if self._idle else None
@@ -332,9 +355,11 @@ class ForkPool:
         return f"SIGKILL, {self.kill_grace:g} s after an ignored SIGTERM"
 
     def _kill(self, child: ChildProcess) -> None:
+        """SIGKILL; a child not reaped within KILL_WAIT stays known (``kill_all``) and is
+        reaped by a later pass (a job's end, a checkout, ``close``): never a lost zombie."""
         child.signal(signal.SIGKILL)
-        self._reap(child, 5.0)
-        self._forget(child)
+        if self._reap(child, KILL_WAIT) is None:
+            self._retire(child, wait=None)
 
     def _reap(self, child: ChildProcess, timeout: float | None) -> int | None:
         """Wait for the child to end; its wait status, or None on timeout."""
@@ -343,13 +368,21 @@ class ForkPool:
             self._forget(child)
         return status
 
-    def _retire(self, child: ChildProcess) -> None:
-        """Let a child exit (EOF on its pipe); it is reaped later."""
-        child.close_requests()
+    def _retire(self, child: ChildProcess, wait: float | None = RETIRE_WAIT) -> None:
+        """Let a child exit (EOF on its pipe, its other end closed too); reaped now (an idle
+        child exits at once: up to ``wait`` seconds) or by a later ``_reap_retired``."""
         with self._lock:
-            self._retired.append(child)
+            child.close()
+            if child in self._idle:
+                self._idle.remove(child)
+        if wait is not None and self._reap(child, wait) is not None:
+            return
+        with self._lock:
+            if child.pid in self._children:
+                self._retired.append(child)
 
-    def _collect_retired(self) -> None:
+    def _reap_retired(self) -> None:
+        """Reap the retired children that have exited (never waits)."""
         with self._lock:
             retired, self._retired = self._retired, []
         for child in retired:
@@ -358,27 +391,41 @@ class ForkPool:
                     self._retired.append(child)
 
     def _forget(self, child: ChildProcess) -> None:
+        """A reaped child: out of every list, its descriptors closed (under the lock)."""
         with self._lock:
-            known = self._children.pop(child.pid, None) is not None
+            self._children.pop(child.pid, None)
             if child in self._idle:
                 self._idle.remove(child)
-        if known:
             child.close()
 
     # -- the whole pool ------------------------------------------------------------------
     def close(self, timeout: float = 5.0) -> None:
-        """End every child: idle ones exit at EOF, any left after ``timeout`` are killed."""
+        """End every child: idle ones exit at EOF, any left after ``timeout`` are killed.
+
+        A child that still runs a job (its waiter outlived a cold stop's wait) is killed
+        as a cancel does, its job cancelled for the shutdown, but its descriptors are
+        left to its waiter: closing them under it would fail the job on a read of a
+        closed descriptor (a number a new pipe may even have taken)."""
         with self._lock:
-            children = list(self._children.values())
+            busy = set()
+            for handover in self._jobs.values():
+                if handover.child is not None:
+                    handover.cancelled = handover.cancelled or SHUTDOWN
+                    handover.child.doomed = True
+                    handover.child.signal(signal.SIGKILL)
+                    busy.add(handover.child.pid)
+            children = [c for c in self._children.values() if c.pid not in busy]
             self._idle = []
             self._retired = []
-        for child in children:
-            child.close_requests()
+            for child in children:
+                child.close_requests()
         deadline = time.monotonic() + timeout
         for child in children:
             if self._reap(child, max(0.0, deadline - time.monotonic())) is None:
                 child.signal(signal.SIGKILL)
-                self._reap(child, 2.0)
+                if self._reap(child, 2.0) is None:
+                    with self._lock:
+                        child.close()
 
     @property
     def pids(self) -> list[int]:
