@@ -10,7 +10,7 @@ import pytest
 from geventq import Queue, Worker
 from geventq.control import send_stop_job_command
 from geventq.worker.childproc import describe_status
-from geventq.worker.forkpool import fork_settings
+from geventq.worker.modes import fork_settings
 from tests import jobs_cpu
 from tests.helpers import wait_for
 

@@ -35,8 +35,9 @@ from ..scheduler import scheduler_for_worker
 from ..worker.base import Worker
 from ..worker.finisher import BatchFinisher
 from ..worker.forkexecutor import ForkExecutor
-from ..worker.forkpool import ForkPool, fork_settings
+from ..worker.forkpool import ForkPool
 from ..worker.loop import Loop
+from ..worker.modes import fork_settings
 from ..worker.stopping import StopListener
 from .executor import GreenletExecutor, StopRegion
 from .forkchild import leave_parent_hub

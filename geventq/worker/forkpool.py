@@ -39,11 +39,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import setting_rules
 from ..callbacks import run_failure_callback
 from ..endings import Ending
 from ..exceptions import ChildProcessDied, JobTimeoutException, ShutdownRequested
@@ -60,24 +59,6 @@ CALLBACK_GRACE = 1.0  # seconds a callback may run past its own timeout before i
 RETIRE_WAIT = 1.0  # seconds a job's end waits for the idle child it retired to exit (at EOF)
 KILL_WAIT = 5.0  # seconds to reap a SIGKILLed child before leaving it to a later reaping pass
 STOPPED, SHUTDOWN = "stopped", "shutdown"  # why a job was cancelled
-
-
-def fork_settings(mode: str | None, fork_queues: Iterable[str] | None,
-                  fork_concurrency: int | None, queue_names: list[str]) -> tuple[str, list[str], int]:
-    """Validate the fork options: (mode, fork queue names in priority order, concurrency)."""
-    mode = setting_rules.mode(mode or "gevent", "mode")
-    if isinstance(fork_queues, str):
-        fork_queues = setting_rules.queue_names(fork_queues, "fork_queues")
-    wanted = [getattr(q, "name", q) for q in (fork_queues or ())]
-    unknown = [q for q in wanted if q not in queue_names]
-    if unknown:
-        raise ValueError(f"fork queue(s) {', '.join(map(repr, unknown))} not among the worker's "
-                         f"queues ({' '.join(queue_names)}): list them as queues too")
-    names = list(queue_names) if mode == "fork" else [q for q in queue_names if q in wanted]
-    if fork_concurrency is None:
-        fork_concurrency = os.cpu_count() or 1
-    fork_concurrency = setting_rules.fork_concurrency(fork_concurrency, "fork_concurrency")
-    return mode, names, fork_concurrency
 
 
 @dataclass

@@ -30,8 +30,9 @@ from .base import Worker
 from .executors import PlainRuntime
 from .finisher import BatchFinisher
 from .forkexecutor import ForkExecutor
-from .forkpool import ForkPool, fork_settings
+from .forkpool import ForkPool
 from .loop import Loop
+from .modes import fork_settings
 from .stopping import StopListener
 
 logger = logging.getLogger("geventq.worker")
