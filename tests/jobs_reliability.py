@@ -37,8 +37,8 @@ def record(pause: float = 0.0, jitter: float = 0.0):
         except (redis.ConnectionError, redis.TimeoutError):
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
-    time.sleep(pause + random.uniform(0, jitter))
+            time.sleep(0.1)  # back-off of the job's own retry, within its deadline
+    time.sleep(pause + random.uniform(0, jitter))  # the job's body
     return job.id
 
 

@@ -25,6 +25,7 @@ from geventq.worker.forkexecutor import ForkExecutor
 from geventq.worker.forkpool import SHUTDOWN, STOPPED, ForkPool
 from geventq.worker.forkworker import ForkWorker
 from tests import jobs_cpu
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -154,7 +155,7 @@ def test_job_timeout_runs_from_when_the_child_got_the_job(cpu, make_pool, monkey
     def slow_kill(child):  # as a reap that takes its time (up to 5 s)
         real_kill(child)
         if child is dead:
-            time.sleep(1.2)
+            time.sleep(1.2)  # the scenario: a reap that takes its time, past the job's 1 s
 
     monkeypatch.setattr(pool, "_kill", slow_kill)
     job = cpu.enqueue(jobs_cpu.noop, job_timeout=1)
@@ -279,11 +280,12 @@ def test_a_child_killed_but_not_reaped_stays_known_and_is_reaped_later(cpu, make
     pool._kill(child)
     assert child.pid in pool.pids, "a killed child left unreaped was forgotten"
     assert child.replies_fd == -1 and child.requests_fd == -1
-    deadline = time.monotonic() + 10
-    while child.pid in pool.pids and time.monotonic() < deadline:
+
+    def reaped() -> bool:
         pool._reap_retired()  # what each job's end and each checkout do
-        time.sleep(0.01)
-    assert child.pid not in pool.pids
+        return child.pid not in pool.pids
+
+    wait_for(reaped, timeout=10, interval=0.01, message="the killed child reaped later")
 
 
 def test_receive_reassembles_big_and_many_frames():
