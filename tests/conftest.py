@@ -89,7 +89,8 @@ def pytest_collection_modifyitems(config, items):
     # NB: with pytest 9.2 and pytest-xdist 3.8 the groups are silently ignored (xdist writes
     # the group into the item's old _nodeid field, which pytest 9.2 no longer reads:
     # pytest-xdist issue 1386), so the tests are spread one by one as with --dist load and
-    # such a fixture is set up in each process that needs it: correct, a little slower.
+    # such a fixture is set up in each process that needs it (so no such fixture may write
+    # into the checkout: the package build works on a copy).
     for item in items:
         group = _shared_group(item)
         if group is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -43,9 +44,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def dist(tmp_path_factory) -> dict[str, str]:
     """`python -m build`: the sdist, then the wheel built from that sdist."""
     out = tmp_path_factory.mktemp("dist")
+    # from a copy: the build writes into its source tree (geventq.egg-info, geventq-0.1.0/),
+    # and under `make test` two processes may each build at once
+    src = tmp_path_factory.mktemp("src") / "geventq"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
     # --no-isolation: the test extra provides setuptools and wheel; no download
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), ROOT],
-         timeout=120, cwd=ROOT)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+         timeout=120, cwd=src)
     wheels, sdists = glob.glob(str(out / "*.whl")), glob.glob(str(out / "*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, os.listdir(out)
     return {"wheel": wheels[0], "sdist": sdists[0]}
