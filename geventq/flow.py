@@ -13,6 +13,7 @@ import redis
 
 from . import scripts
 from .keys import Keys
+from .utils import text_ids
 
 
 def pause(connection: redis.Redis, keys: Keys, queue_name: str) -> bool:
@@ -42,10 +43,4 @@ def is_paused(connection: redis.Redis, keys: Keys, queue_name: str) -> bool:
 
 def paused_names(connection: redis.Redis, keys: Keys) -> set[str]:
     """The names of every paused queue (undecodable values are left out)."""
-    names = set()
-    for raw in connection.smembers(keys.paused):
-        try:
-            names.add(raw.decode() if isinstance(raw, bytes) else str(raw))
-        except UnicodeDecodeError:
-            continue
-    return names
+    return set(text_ids(connection.smembers(keys.paused)))

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .keys import Keys
+from .utils import as_text
 
 MAX_KEY_LENGTH = 200
 MAX_CONCURRENCY = 1_000_000
@@ -121,7 +122,7 @@ def limit_lines(connection: Any, keys: Keys, most: int = 20) -> list[str]:
     running or parked first), its definition, running jobs and parked jobs. Read only;
     whatever Redis holds that does not parse is shown as ``?``."""
     fields = connection.hgetall(keys.limits)
-    names = sorted(_text(k) for k in fields if "\t" not in _text(k))
+    names = sorted(as_text(k) for k in fields if "\t" not in as_text(k))
     if not names:
         return []
     pipe = connection.pipeline(transaction=False)
@@ -136,15 +137,11 @@ def limit_lines(connection: Any, keys: Keys, most: int = 20) -> list[str]:
     rows.sort(key=lambda row: (row[0], row[1]))
     lines = [f"{len(names)} limit key(s)"]
     for _, name, running, parked in rows[:most]:
-        definition = _text(fields.get(name.encode(), b"?"))
+        definition = as_text(fields.get(name.encode(), b"?"))
         lines.append(f"  {name:<30} {_describe(definition)}  running={running}  parked={parked}")
     if len(rows) > most:
         lines.append(f"  ... and {len(rows) - most} more")
     return lines
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _describe(definition: str) -> str:

@@ -24,6 +24,7 @@ failure's text that does not fit is cut (its start and end kept).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
@@ -34,7 +35,7 @@ from .endings import Ending, ascii_text
 from .keys import Keys
 from .redis_errors import describe, is_transient
 from .redis_limits import size_of, too_large
-from .utils import backoff_delay
+from .utils import as_text, backoff_delay
 
 logger = logging.getLogger("geventq.worker")
 
@@ -48,9 +49,12 @@ def record_until_taken(connection: redis.Redis, keys: Keys, worker_name: str,
     """Record ``endings`` (and ``extra_commands``, e.g. the worker's counters); retry
     transient errors with back-off (``sleep``) until Redis takes them. Never raises."""
     attempt = 0
+    fitted: list[Ending] | None = None  # measured once, not again on every retry
     while True:
         try:
-            record_endings(connection, keys, worker_name, endings, extra_commands, channel)
+            if fitted is None:
+                fitted = fit_to_redis(connection, endings)
+            _record_fitted(connection, keys, worker_name, fitted, extra_commands, channel)
         except Exception as exc:
             if not is_transient(exc):  # record_endings keeps every other error to its job
                 logger.exception("could not record %d ended job(s): %s; the worker goes on "
@@ -73,7 +77,14 @@ def record_endings(connection: redis.Redis, keys: Keys, worker_name: str,
     """Record ``endings``, in one round trip when nothing is wrong. An ending that cannot
     be written for a reason retrying cannot fix fails its job alone. Raises only
     transient errors (the caller sends the same endings again)."""
-    endings = fit_to_redis(connection, endings)
+    _record_fitted(connection, keys, worker_name, fit_to_redis(connection, endings),
+                   extra_commands, channel)
+
+
+def _record_fitted(connection: redis.Redis, keys: Keys, worker_name: str,
+                   endings: Sequence[Ending], extra_commands: Sequence[tuple] = (),
+                   channel: scripts.Channel | None = None) -> None:
+    """:func:`record_endings` of endings already fitted to Redis' limits."""
     try:
         lifecycle.end_jobs(connection, keys, worker_name, endings, extra_commands, channel)
         return
@@ -86,7 +97,7 @@ def record_endings(connection: redis.Redis, keys: Keys, worker_name: str,
         return
     half = len(endings) // 2
     for part in (endings[:half], endings[half:]):  # the counters went with the first try
-        record_endings(connection, keys, worker_name, part, channel=channel)
+        _record_fitted(connection, keys, worker_name, part, channel=channel)
 
 
 def record_last_resort(connection: redis.Redis, keys: Keys, worker_name: str, ending: Ending,
@@ -102,7 +113,7 @@ def record_last_resort(connection: redis.Redis, keys: Keys, worker_name: str, en
     reason = f"geventq could not record how job {job.id} ({job.func_name}) ended " \
              f"({ending.outcome}), so it is failed instead: {describe(error)}"
     if ending.outcome != "finished" and ending.payload:
-        reason += f"\nHow it ended:\n{_text(ending.payload)}"
+        reason += f"\nHow it ended:\n{as_text(ending.payload)}"
     reason = ascii_text(reason)
     logger.error("%s", reason.splitlines()[0])
     try:
@@ -133,8 +144,8 @@ def _fit(connection: redis.Redis, ending: Ending) -> Ending:
     job = ending.job
     limit = too_large(connection, ending.payload)
     if limit is not None and ending.outcome != "finished":
-        return Ending(job, ending.outcome, _cut(_text(ending.payload), limit), dict(ending.extra),
-                      list(ending.dependents), ending.default_result_ttl, ending.last_resort)
+        return dataclasses.replace(ending, payload=_cut(as_text(ending.payload), limit),
+                                   extra=dict(ending.extra), dependents=list(ending.dependents))
     what = "result"
     if limit is None:
         for name, value in ending.extra.items():
@@ -152,12 +163,6 @@ def _fit(connection: redis.Redis, ending: Ending) -> Ending:
               f"instead (return something smaller, e.g. a key or a path to the data)")
     logger.error("%s", reason)
     return Ending(job, "failed", reason, dependents=list(ending.dependents), last_resort=True)
-
-
-def _text(payload: bytes | str) -> str:
-    """A failure's payload as text: it is the exc_info text (str) of every ending but a
-    finished one; bytes, should any come, are decoded rather than shown as ``b'...'``."""
-    return payload.decode(errors="replace") if isinstance(payload, bytes) else payload
 
 
 def _cut(text: str, limit: int) -> str:

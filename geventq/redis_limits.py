@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from .redis_errors import is_transient
+from .utils import as_text
 
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024  # Redis' default proto-max-bulk-len
 SETTING = "proto-max-bulk-len"
@@ -64,7 +65,7 @@ def parse_limit(reply: Any) -> int:
         for key, value in reply.items():
             if isinstance(value, dict):  # RedisCluster: {node: {setting: value}}
                 values += [parse_limit(value)]
-            elif _text(key) == SETTING:
+            elif as_text(key) == SETTING:
                 values.append(_number(value))
     good = [v for v in values if v > 0]
     return min(good) if good else DEFAULT_MAX_BULK_LEN
@@ -90,12 +91,8 @@ def too_large(connection: Any, value: Any) -> int | None:
     return limit if size_of(value) > limit else None
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def _number(value: Any) -> int:
     try:
-        return int(_text(value))
+        return int(as_text(value))
     except ValueError:
         return 0

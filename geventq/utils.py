@@ -153,10 +153,16 @@ def as_str(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def as_text(value: Any) -> str:
+    """A value read from Redis as text: bytes decoded as UTF-8 (what is not UTF-8
+    replaced), anything else ``str()``."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def printable(value: Any) -> str:
     """A value read from Redis as text safe to print: bytes that are not UTF-8 replaced,
     control characters (which could drive a terminal) escaped."""
-    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = as_text(value)
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

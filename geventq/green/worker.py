@@ -31,14 +31,11 @@ from ..endings import Ending
 from ..exceptions import ConfigError
 from ..execution import execute
 from ..job import Job
-from ..scheduler import scheduler_for_worker
 from ..worker.base import Worker
-from ..worker.finisher import BatchFinisher
+from ..worker.batching import batching_loop
 from ..worker.forkexecutor import ForkExecutor
 from ..worker.forkpool import ForkPool
-from ..worker.loop import Loop
 from ..worker.modes import fork_settings
-from ..worker.stopping import StopListener
 from .executor import GreenletExecutor, StopRegion
 from .forkchild import leave_parent_hub
 from .hubguard import HubGuard
@@ -105,10 +102,10 @@ class GeventWorker(Worker):
             require_patched_for_forks()
         green_names = [q for q in self.queue_names if q not in self.fork_queue_names]
         runtime = GeventRuntime()
-        self.finisher = BatchFinisher(self.connection, self.keys, self.name, self.key,
-                                      busy_jobs=lambda: self.loop.running(),
-                                      written=lambda: self.loop.slot_freed(), runtime=runtime)
-        self.loop = Loop(self, runtime, self.finisher)
+        # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
+        parts = batching_loop(self, runtime, with_scheduler, periodic, scheduler_lock_ttl)
+        self.loop, self.finisher = parts.loop, parts.finisher
+        self.stop_listener, self.scheduler = parts.stop_listener, parts.scheduler
         self.executor = GreenletExecutor(self.concurrency, self._execute, self.loop)
         self.loop.add_lane(green_names, self.executor)
         self.forks = ForkPool(self, self.fork_queue_names, self.fork_concurrency,
@@ -119,15 +116,6 @@ class GeventWorker(Worker):
             self.loop.add_lane(self.fork_queue_names, self.fork_executor)
         self.guard = HubGuard(self, self.executor, self.finisher, self.forks, max_blocking_time) \
             if green_names and max_blocking_time else None
-        # a scheduler candidate on a greenlet when with_scheduler (PERIODIC is validated anyway)
-        self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
-        self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job,
-                                          sleep=runtime.sleep)
-        self.loop.services += [self.stop_listener, self.finisher]
-        self.loop.tasks = [self.finisher.run, self.stop_listener.run]
-        if self.scheduler is not None:
-            scheduler = self.scheduler
-            self.loop.tasks.append(lambda: scheduler.run(self.loop.stopping.wait))
         if self.guard is not None:
             self.loop.services.append(self.guard)
 

@@ -19,8 +19,7 @@ import signal
 import time
 from typing import Literal
 
-from .forkchild import FRAME_HEADER, JOB, encode_frame
-from .heartbeat import native
+from .forkchild import FRAME_HEADER, JOB, close_fd, send_frame
 
 TIMED_OUT: Literal["timed out"] = "timed out"
 
@@ -41,9 +40,7 @@ class ChildProcess:
         """Hand the child one job id, framed (any id, newlines included, stays one id).
 
         An idle child's pipe is empty, so the write does not wait."""
-        data = memoryview(encode_frame(JOB, job_id.encode("utf-8", "surrogateescape")))
-        while data:
-            data = data[os.write(self.requests_fd, data):]
+        send_frame(self.requests_fd, JOB, job_id.encode("utf-8", "surrogateescape"))
 
     def receive(self, deadline: float | None) -> tuple[bytes, bytes] | None | Literal["timed out"]:
         """The next frame (kind, body); None when the child is gone (its pipe closed);
@@ -99,14 +96,6 @@ class ChildProcess:
                 return None
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.05)
-
-
-def close_fd(fd: int) -> None:
-    """Close ``fd`` now (errors ignored). Not gevent's ``os.close``: it defers closing a
-    pipe to the next loop turn, and a fork in between would hand the descriptor to the
-    new child, which then never sees end-of-file."""
-    with contextlib.suppress(OSError):
-        native("os", "close")(fd)
 
 
 def _readable(fd: int, deadline: float | None) -> bool:

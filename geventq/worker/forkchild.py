@@ -65,10 +65,8 @@ def child_main(worker: Any, requests_fd: int, replies_fd: int, close_fds: list[i
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _detach()
-        close = native("os", "close")  # gevent's would wait for a loop turn
         for fd in close_fds:  # the parent's ends of our pipes and of the other children's
-            with contextlib.suppress(OSError):
-                close(fd)
+            close_fd(fd)
         _forget_parent_pool(worker.connection.connection_pool)
         connection = clone_connection(worker.connection)
         _serve(worker, connection, requests_fd, replies_fd)
@@ -163,6 +161,14 @@ class _ParentEnforces:
         if target is not self.job:
             send_frame(self.replies_fd, CALLBACK, str(target.timeout or 0).encode())
         return contextlib.nullcontext()
+
+
+def close_fd(fd: int) -> None:
+    """Close ``fd`` now (errors ignored). Not gevent's ``os.close``: it defers closing a
+    pipe to the next loop turn, and a fork in between would hand the descriptor to the
+    new child, which then never sees end-of-file."""
+    with contextlib.suppress(OSError):
+        native("os", "close")(fd)
 
 
 def encode_frame(kind: bytes, body: bytes) -> bytes:

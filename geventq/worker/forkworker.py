@@ -25,15 +25,12 @@ from typing import Any
 
 from ..exceptions import ConfigError
 from ..job import Job
-from ..scheduler import scheduler_for_worker
 from .base import Worker
+from .batching import batching_loop
 from .executors import PlainRuntime
-from .finisher import BatchFinisher
 from .forkexecutor import ForkExecutor
 from .forkpool import ForkPool
-from .loop import Loop
 from .modes import fork_settings
-from .stopping import StopListener
 
 logger = logging.getLogger("geventq.worker")
 
@@ -72,21 +69,12 @@ class ForkWorker(Worker):
                                                         self.queue_names)
         self.fork_queue_names = names
         runtime = PlainRuntime()
-        self.finisher = BatchFinisher(self.connection, self.keys, self.name, self.key,
-                                      busy_jobs=lambda: self.loop.running(),
-                                      written=lambda: self.loop.slot_freed(), runtime=runtime)
-        self.loop = Loop(self, runtime, self.finisher)
+        parts = batching_loop(self, runtime, with_scheduler, periodic, scheduler_lock_ttl)
+        self.loop, self.finisher = parts.loop, parts.finisher
+        self.stop_listener, self.scheduler = parts.stop_listener, parts.scheduler
         self.forks = ForkPool(self, names, self.fork_concurrency)
         self.executor = ForkExecutor(self.forks, self.loop, runtime)
         self.loop.add_lane(names, self.executor)
-        self.stop_listener = StopListener(self.connection, self.keys, self.loop.stop_job,
-                                          sleep=runtime.sleep)
-        self.loop.services += [self.stop_listener, self.finisher]
-        self.loop.tasks = [self.finisher.run, self.stop_listener.run]
-        self.scheduler = scheduler_for_worker(self, with_scheduler, periodic, scheduler_lock_ttl)
-        if self.scheduler is not None:
-            scheduler = self.scheduler
-            self.loop.tasks.append(lambda: scheduler.run(self.loop.stopping.wait))
 
     def work(self, burst: bool = False, max_jobs: int | None = None) -> bool:
         """Run jobs until stopped (or, in burst mode, until the queues are empty).
